@@ -1,0 +1,18 @@
+"""bnlib — the small library behind the Batch Normalization course.
+
+Every chapter starts with ``bnlib.setup()``; what a chapter builds in the open and
+then reuses lives here, tested against PyTorch.
+
+Modules (import them explicitly: ``from bnlib import data``):
+    utils    setup(), seed_everything(), progress(), rel_error()
+    data     CIFAR-10 and Fashion-MNIST, offline first, cached as tensors
+    plot     figure helpers that take data and an optional ``ax``
+
+Short names used throughout: x (input), y (output or label), lr (learning rate),
+eps (epsilon), bn (batch normalization), ics (internal covariate shift),
+N/C/H/W (batch, channels, height, width), d<name> (dL/d<name>).
+"""
+from .utils import setup, seed_everything, progress, rel_error
+
+__version__ = "0.1.0"
+__all__ = ["setup", "seed_everything", "progress", "rel_error", "__version__"]
