@@ -6,6 +6,7 @@ then reuses lives here, tested against PyTorch.
 Modules (import them explicitly: ``from bnlib import data``):
     utils    setup(), seed_everything(), progress(), rel_error()
     data     CIFAR-10 and Fashion-MNIST, offline first, cached as tensors
+    train    TrainConfig, fit() -> History, evaluate(): a plain loop
     plot     figure helpers that take data and an optional ``ax``
 
 Short names used throughout: x (input), y (output or label), lr (learning rate),
