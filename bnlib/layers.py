@@ -287,3 +287,6 @@ class BatchNorm2d(_BatchNormBase):
     def _check_input_dim(self, x: torch.Tensor) -> None:
         if x.dim() != 4:
             raise ValueError(f"expected 4D input (got {x.dim()}D input)")
+
+
+from .noisy import NoisyBatchNorm1d, NoisyBatchNorm2d  # noqa: E402  (they subclass the classes above)
