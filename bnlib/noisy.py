@@ -20,14 +20,18 @@ from .layers import BatchNorm1d, BatchNorm2d
 
 
 class _NoisyMixin:
-    def _init_noise(self, noise_mean, noise_std, noise_mean_spread, noise_std_spread, generator):
+    def __init__(self, num_features: int, noise_mean: float = 0.5, noise_std: float = 1.25,
+                 noise_mean_spread: float = 0.1, noise_std_spread: float = 0.1, *,
+                 generator: torch.Generator | None = None, **kwargs) -> None:
+        super().__init__(num_features, **kwargs)
+        if noise_std < 1:
+            raise ValueError(f"expected noise_std >= 1, the upper end of U(1, n_sigma) (got {noise_std})")
         self.noise_mean, self.noise_std = noise_mean, noise_std  # n_mu, n_sigma
         self.noise_mean_spread, self.noise_std_spread = noise_mean_spread, noise_std_spread  # r_mu, r_sigma
         self.generator = generator  # torch.Generator or None (global RNG)
-        if noise_std < 1:
-            raise ValueError(f"expected noise_std >= 1, the upper end of U(1, n_sigma) (got {noise_std})")
 
-    def _add_noise(self, out: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = super().forward(x)
         if not self.training:
             return out
         C, g = out.shape[1], self.generator
@@ -48,24 +52,6 @@ class _NoisyMixin:
 class NoisyBatchNorm1d(_NoisyMixin, BatchNorm1d):
     """``BatchNorm1d`` plus the noise of Santurkar et al.'s Algorithm 1 in training mode."""
 
-    def __init__(self, num_features: int, noise_mean: float = 0.5, noise_std: float = 1.25,
-                 noise_mean_spread: float = 0.1, noise_std_spread: float = 0.1, *,
-                 generator: torch.Generator | None = None, **kwargs) -> None:
-        super().__init__(num_features, **kwargs)
-        self._init_noise(noise_mean, noise_std, noise_mean_spread, noise_std_spread, generator)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._add_noise(super().forward(x))
-
 
 class NoisyBatchNorm2d(_NoisyMixin, BatchNorm2d):
     """``BatchNorm2d`` plus the noise of Santurkar et al.'s Algorithm 1 in training mode."""
-
-    def __init__(self, num_features: int, noise_mean: float = 0.5, noise_std: float = 1.25,
-                 noise_mean_spread: float = 0.1, noise_std_spread: float = 0.1, *,
-                 generator: torch.Generator | None = None, **kwargs) -> None:
-        super().__init__(num_features, **kwargs)
-        self._init_noise(noise_mean, noise_std, noise_mean_spread, noise_std_spread, generator)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._add_noise(super().forward(x))
