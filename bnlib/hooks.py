@@ -217,3 +217,52 @@ class PercentileTrace:
         if not self._records:
             return torch.empty(0, len(self.q), 0)
         return torch.stack(self._records)  # T x (len(q), C) -> (T, len(q), C)
+
+
+class ActivationTrace:
+    """One unit of each given module, followed over training (Santurkar et al., Figs 1c, 2, 8).
+
+    At every train-mode forward pass of a module (not of its deep copies, not in eval mode) it
+    records the unit's mean and variance over the batch (and positions), and every ``every``
+    passes also ``samples`` of its values (evenly strided, for histograms).
+
+    modules: {label: module}; units: {label: unit index}.
+    steps[label]: pass numbers of the kept samples; mean/var[label]: one value per pass;
+    values(label): (T, samples) tensor.
+    """
+
+    def __init__(self, modules: dict[str, nn.Module], units: dict[str, int], every: int = 10, samples: int = 256):
+        if every < 1 or samples < 1:
+            raise ValueError(f"expected every >= 1 and samples >= 1 (got every={every}, samples={samples})")
+        if set(units) != set(modules):
+            raise ValueError(f"expected one unit per module (got units for {sorted(units)}, modules {sorted(modules)})")
+        self.modules, self.units, self.every, self.samples = dict(modules), dict(units), every, samples
+        self.mean = {k: [] for k in modules}
+        self.var = {k: [] for k in modules}
+        self.steps = {k: [] for k in modules}
+        self._values = {k: [] for k in modules}
+        self._hooks: Hooks | None = None
+
+    def _hook(self, name, module, inputs, output):
+        if module is not self.modules[name] or not module.training:
+            return
+        v = per_unit(output.detach())[:, self.units[name]].double()  # (N*L,) values of one unit
+        self.mean[name].append(v.mean().item())
+        self.var[name].append(v.var(unbiased=False).item())
+        n = len(self.mean[name])
+        if n % self.every == 0 or n == 1:
+            stride = max(1, len(v) // self.samples)
+            self.steps[name].append(n)
+            self._values[name].append(v[::stride][:self.samples].float())
+
+    def values(self, label: str) -> torch.Tensor:
+        return torch.stack(self._values[label]) if self._values[label] else torch.empty(0, self.samples)
+
+    def __enter__(self) -> "ActivationTrace":
+        self._hooks = Hooks(self.modules, self._hook)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._hooks is not None:
+            self._hooks.remove()
+        self._hooks = None

@@ -86,3 +86,32 @@ def internal_covariate_shift(model: nn.Module, layers: dict[str, nn.Module] | Se
         out[label] = {"l2": l2, "cosine": cosine}
     torch.set_rng_state(rng)
     return out
+
+
+class ICSTrace:
+    """``internal_covariate_shift`` at step 1 and every ``every`` steps of training, as a
+    ``train.fit`` on_step hook (it runs after backward and before the optimizer step).
+
+    layers: {label: module} of the trained model; lr: the step size of training.
+    steps: measured steps; l2[label], cosine[label]: one value per measured step.
+    """
+
+    def __init__(self, layers: dict[str, nn.Module], lr: float, every: int = 10, loss_fn: LossFn = F.cross_entropy):
+        if every < 1:
+            raise ValueError(f"expected every >= 1 (got {every})")
+        self.layers, self.lr, self.every, self.loss_fn = dict(layers), lr, every, loss_fn
+        self.steps: list[int] = []
+        self.l2 = {k: [] for k in self.layers}
+        self.cosine = {k: [] for k in self.layers}
+
+    def __call__(self, step: int, model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss=None) -> None:
+        if step != 1 and step % self.every:
+            return
+        out = internal_covariate_shift(model, self.layers, x, y, self.lr, self.loss_fn)
+        self.steps.append(step)
+        for k, v in out.items():
+            self.l2[k].append(v["l2"])
+            self.cosine[k].append(v["cosine"])
+
+    def result(self) -> dict:
+        return {"steps": self.steps, "l2": self.l2, "cosine": self.cosine}

@@ -45,6 +45,7 @@ class History:
     eval_step: list[int] = field(default_factory=list)
     test_loss: list[float] = field(default_factory=list)
     test_acc: list[float] = field(default_factory=list)
+    diverged_at: int | None = None  # the step whose loss was NaN/inf, with on_nonfinite="stop"
 
     def smoothed(self, key: str = "loss", window: int = 50) -> torch.Tensor:
         """Moving average of a per-step series (``window`` steps, shorter at the start)."""
@@ -89,14 +90,18 @@ StepHook = Callable[[int, nn.Module, torch.Tensor, torch.Tensor, torch.Tensor], 
 def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
         test: tuple[torch.Tensor, torch.Tensor] | None, cfg: TrainConfig,
         on_step: Sequence[StepHook] = (), optimizer: torch.optim.Optimizer | None = None,
-        desc: str | None = None) -> History:
+        desc: str | None = None, on_nonfinite: str = "raise") -> History:
     """Train ``model`` with SGD on cross-entropy for ``cfg.steps`` mini-batches.
 
     ``on_step``: callables ``f(step, model, x_batch, y_batch, loss)`` run after each backward
     pass and before the optimizer step (gradients are available), for measurements.
     ``optimizer``: defaults to ``torch.optim.SGD(lr, momentum, weight_decay)`` from ``cfg``.
-    Returns a ``History``; stops with a ValueError if the loss becomes NaN or infinite.
+    Returns a ``History``. If the loss becomes NaN or infinite: ``on_nonfinite="raise"`` stops
+    with a ValueError; ``"stop"`` ends training there and sets ``history.diverged_at`` (for
+    experiments where divergence at a large learning rate is itself a result).
     """
+    if on_nonfinite not in ("raise", "stop"):
+        raise ValueError(f"expected on_nonfinite 'raise' or 'stop' (got {on_nonfinite!r})")
     x_train, y_train = train
     if len(x_train) != len(y_train):
         raise ValueError(f"expected as many labels as inputs (got {len(y_train)} labels for {len(x_train)} inputs)")
@@ -111,6 +116,9 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
         logits = model(xb)
         loss = F.cross_entropy(logits, yb)
         if not torch.isfinite(loss):
+            if on_nonfinite == "stop":
+                history.diverged_at = step
+                break
             raise ValueError(f"expected a finite loss (got {loss.item()} at step {step}): lower the learning rate")
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -1,0 +1,210 @@
+"""Santurkar et al. (2018), "How does batch normalization help optimization?": the experiments
+behind its figures, at two scales from one code path.
+
+    scale = SCALES["quick"]                        # CPU, minutes: what the chapter runs
+    out = run_figures([1, 2, 3], scale)            # {"vgg": {...}, "dln": {...}}
+    out["vgg"]["bn", 0.1][seed]["acc"]             # per-step training accuracy of one run
+
+    python -m bnlib.santurkar --figure 1 2 3 --scale paper     # the paper's settings; writes
+                                                                # results/santurkar_figs1-2-3_paper.json
+
+One training run serves every figure that needs it: a run of (norm, lr) records the
+activation traces, moments and ICS of all the layers any requested figure plots.
+Settings: ``../shared/reference/papers.md`` §1.1–1.3; what we chose where the paper is silent
+is said in ``Scale`` and in the chapter.
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import time
+from dataclasses import asdict, dataclass, replace
+
+import torch
+import torch.nn.functional as F
+
+from . import data, models, results, train
+from .hooks import ActivationTrace
+from .measure import ICSTrace
+from .utils import progress
+
+
+@dataclass(frozen=True)
+class Scale:
+    name: str
+    cifar: str = "quick"            # "quick": the 5000-image offline subset; "full": 50000 images
+    image_size: int = 16            # 16: images 2x2 average-pooled (quick); 32: as they are
+    vgg: str = "tiny"               # a key of models.VGG_CONFIGS
+    fc_width: int = 64
+    steps: int = 200                # VGG SGD steps (paper: 15,000)
+    batch_size: int = 128
+    eval_every: int = 50
+    measure_every: int = 10         # kept activation samples every this many steps
+    ics_every: int = 20             # ICS (4 extra forward/backward passes for 2 layers) every this many
+    fig1_layers: tuple = (2, 6)     # paper: Layers #3 and #11 (of 16)
+    fig2_layers: tuple = (1, 5, 7)  # paper: #2, #9, #13
+    fig3_layers: tuple = (3, 6)     # paper: #5, #10
+    dln_steps: int = 500            # paper: 10,000
+    dln_measure_every: int = 25
+    dln_layers: tuple = (9, 17)     # paper: #9, #17 (of 25)
+    dln_norm: str = "torch_bn"      # torch's BN (equal to bnlib's to 1e-10, and 3x faster on 10 units)
+    seeds: tuple = (0, 1, 2)        # runs at the main learning rate (VGG 0.1, DLN 1e-6)
+    side_seeds: tuple = (0, 1)      # runs at the other learning rates (VGG 0.5 and 0.01, DLN 1e-7)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+SCALES = {
+    "quick": Scale("quick"),
+    "paper": Scale("paper", cifar="full", image_size=32, vgg="vgg16", fc_width=512, steps=15_000,
+                   eval_every=500, measure_every=100, ics_every=100, fig1_layers=(3, 11), fig2_layers=(2, 9, 13),
+                   fig3_layers=(5, 10), dln_steps=10_000, dln_measure_every=100, seeds=(0, 1, 2),
+                   side_seeds=(0, 1, 2)),
+}
+
+# (norm, learning rate) of the VGG and DLN runs each figure needs, and the layers it looks at
+FIGURES = {
+    1: {"vgg": [(n, lr) for lr in (0.1, 0.5) for n in ("none", "bn")], "trace": "fig1_layers"},
+    2: {"vgg": [(n, 0.1) for n in ("none", "bn", "noisy_bn")], "trace": "fig2_layers"},
+    3: {"vgg": [(n, lr) for lr in (0.1, 0.01) for n in ("none", "bn")], "ics": "fig3_layers",
+        "dln": [(n, lr) for lr in (1e-6, 1e-7) for n in ("none", "bn")]},
+}
+
+
+@functools.lru_cache(maxsize=2)
+def cifar(subset: str = "quick", image_size: int = 16):
+    """(x_train, y_train), (x_test, y_test): standardized CIFAR-10 tensors, (N, 3, s, s)."""
+    ds = data.load_cifar10(subset)
+    out = []
+    for split in ("train", "test"):
+        x, y = ds.tensors(split)
+        if image_size != 32:
+            x = F.adaptive_avg_pool2d(x, image_size)  # (N, 3, 32, 32) -> (N, 3, s, s)
+        out.append((x, y))
+    return tuple(out)
+
+
+def run_vgg(norm: str, lr: float, seed: int, scale: Scale, trace_layers=(), ics_layers=(), device="cpu") -> dict:
+    """Train one VGG (Glorot init from ``seed``) with plain SGD; return its history and measurements."""
+    train_set, test_set = (tuple(t.to(device) for t in s) for s in cifar(scale.cifar, scale.image_size))
+    gen = torch.Generator().manual_seed(seed)
+    model = models.vgg(scale.vgg, None if norm == "none" else norm, fc_width=scale.fc_width, generator=gen,
+                       noise_generator=torch.Generator().manual_seed(10_000 + seed), image_size=scale.image_size).to(device)
+    weights, pre = models.weight_layers(model), models.relu_inputs(model)
+    units = {f"#{k}": int(torch.randint(weights[k - 1].weight.shape[0], (1,), generator=gen)) for k in trace_layers}
+    trace = ActivationTrace({f"#{k}": pre[k - 1] for k in trace_layers}, units, every=scale.measure_every)
+    ics = ICSTrace({f"#{k}": weights[k - 1] for k in ics_layers}, lr, every=scale.ics_every)
+    cfg = train.TrainConfig(steps=scale.steps, batch_size=scale.batch_size, lr=lr, eval_every=scale.eval_every,
+                            seed=seed)
+    with trace:
+        h = train.fit(model, train_set, test_set, cfg, on_step=[ics] if ics_layers else [],
+                      desc=f"VGG {norm} lr={lr} seed={seed}", on_nonfinite="stop")
+    return {"loss": h.loss, "acc": h.acc, "eval_step": h.eval_step, "test_acc": h.test_acc,
+            "test_loss": h.test_loss, "diverged_at": h.diverged_at, "ics": ics.result() if ics_layers else None,
+            "units": units, "trace": {k: {"mean": trace.mean[k], "var": trace.var[k], "steps": trace.steps[k],
+                                          "values": trace.values(k)} for k in trace.modules}}
+
+
+def dln_data(seed: int, n: int = 1000, width: int = 10):
+    """The DLN's regression task: x ~ N(0, I) (n, width), targets y = x A^T with A_ij ~ N(0, 1)."""
+    gen = torch.Generator().manual_seed(20_000 + seed)
+    x = torch.randn(n, width, generator=gen)
+    A = torch.randn(width, width, generator=gen)
+    return x, x @ A.T  # (n, width), (n, width)
+
+
+def sum_squared_error(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """||out - y||^2 summed over the points and outputs (the paper does not say sum or mean)."""
+    return ((out - y) ** 2).sum()
+
+
+def run_dln(norm: str, lr: float, seed: int, scale: Scale, ics_layers=(), device="cpu") -> dict:
+    """Full-batch gradient descent on the 25-layer deep linear network; loss and ICS per step."""
+    x, y = (t.to(device) for t in dln_data(seed))
+    model = models.deep_linear_network(25, 10, None if norm == "none" else scale.dln_norm,
+                                       generator=torch.Generator().manual_seed(seed)).to(device)
+    weights = models.weight_layers(model)
+    ics = ICSTrace({f"#{k}": weights[k - 1] for k in ics_layers}, lr, every=scale.dln_measure_every,
+                   loss_fn=sum_squared_error)
+    opt = torch.optim.SGD(model.parameters(), lr=lr)
+    losses, diverged_at = [], None
+    for step in progress(range(1, scale.dln_steps + 1), desc=f"DLN {norm} lr={lr} seed={seed}"):
+        loss = sum_squared_error(model(x), y)
+        if not torch.isfinite(loss):
+            diverged_at = step
+            break
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        ics(step, model, x, y)
+        opt.step()
+        losses.append(loss.item())
+    return {"loss": losses, "diverged_at": diverged_at, "ics": ics.result()}
+
+
+MAIN_LR = {"vgg": 0.1, "dln": 1e-6}
+
+
+def run_figures(figures, scale: Scale, seeds=None, device="cpu") -> dict:
+    """Every run the given figures need, once each: at the main learning rate over ``seeds``
+    (default ``scale.seeds``), at the others over ``scale.side_seeds`` (default) or ``seeds``.
+
+    Returns {"vgg": {(norm, lr): {seed: run}}, "dln": {(norm, lr): {seed: run}}}.
+    """
+    unknown = [f for f in figures if f not in FIGURES]
+    if unknown:
+        raise ValueError(f"expected figures from {sorted(FIGURES)} (got {unknown})")
+    main = tuple(scale.seeds if seeds is None else seeds)
+    side = tuple(scale.side_seeds if seeds is None else seeds)
+    plan = {"vgg": {}, "dln": {}}  # (norm, lr) -> {"trace": set, "ics": set}
+    for f in figures:
+        spec = FIGURES[f]
+        for family in ("vgg", "dln"):
+            for key in spec.get(family, []):
+                p = plan[family].setdefault(key, {"trace": set(), "ics": set()})
+                if family == "vgg" and "trace" in spec:
+                    p["trace"] |= set(getattr(scale, spec["trace"]))
+                if "ics" in spec:
+                    p["ics"] |= set(getattr(scale, spec["ics"]) if family == "vgg" else scale.dln_layers)
+    out = {"vgg": {}, "dln": {}}
+    for (norm, lr), p in plan["vgg"].items():
+        seeds = main if lr == MAIN_LR["vgg"] else side
+        out["vgg"][norm, lr] = {s: run_vgg(norm, lr, s, scale, sorted(p["trace"]), sorted(p["ics"]), device)
+                                for s in seeds}
+    for (norm, lr), p in plan["dln"].items():
+        seeds = main if lr == MAIN_LR["dln"] else side
+        out["dln"][norm, lr] = {s: run_dln(norm, lr, s, scale, sorted(p["ics"]), device) for s in seeds}
+    return out
+
+
+def _json_keys(out: dict) -> dict:
+    """(norm, lr) tuple keys -> "norm@lr" strings, for a JSON result file."""
+    return {fam: {f"{n}@{lr:g}": runs for (n, lr), runs in d.items()} for fam, d in out.items()}
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m bnlib.santurkar", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--figure", type=int, nargs="+", default=sorted(FIGURES), choices=sorted(FIGURES))
+    ap.add_argument("--scale", default="paper", choices=sorted(SCALES))
+    ap.add_argument("--seeds", type=int, nargs="+", help="default: the scale's seeds")
+    ap.add_argument("--steps", type=int, help="override the VGG and DLN step counts (a smoke test)")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--out", default="results", help="folder for the result file (default: results)")
+    args = ap.parse_args(argv)
+    scale = SCALES[args.scale]
+    if args.steps is not None:
+        scale = replace(scale, name=f"{scale.name}-steps{args.steps}", steps=args.steps, dln_steps=args.steps,
+                        eval_every=min(scale.eval_every, args.steps),
+                        measure_every=min(scale.measure_every, args.steps),
+                        ics_every=min(scale.ics_every, args.steps),
+                        dln_measure_every=min(scale.dln_measure_every, args.steps))
+    started = time.time()
+    out = run_figures(args.figure, scale, args.seeds, args.device)
+    name = f"santurkar_figs{'-'.join(map(str, args.figure))}_{scale.name}"
+    config = {"figures": args.figure, "scale": scale.to_dict(), "seeds": args.seeds or list(scale.seeds)}
+    path = results.save(f"{args.out}/{name}.json", name, config, _json_keys(out), started, args.device)
+    print(f"wrote {path} ({time.time() - started:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
