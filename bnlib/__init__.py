@@ -8,6 +8,10 @@ Modules (import them explicitly: ``from bnlib import data``):
     data     CIFAR-10 and Fashion-MNIST, offline first, cached as tensors
     train    TrainConfig, fit() -> History, evaluate(): a plain loop
     plot     figure helpers that take data and an optional ``ax``
+    manual, layers, noisy, ghost, whitening   BN by hand, as layers, and its variants
+    models, hooks, measure, experiment, results, santurkar   experiments and measurements
+
+    The preface chapter prints every module's one-line summary.
 
 Short names used throughout: x (input), y (output or label), lr (learning rate),
 eps (epsilon), bn (batch normalization), ics (internal covariate shift),

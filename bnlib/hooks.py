@@ -1,5 +1,7 @@
-"""Look inside a network while it runs: forward and backward hooks that are always removed,
-per-layer activation and gradient statistics, and percentile traces over training.
+"""Look inside a network while it runs: hooks, per-layer statistics, traces over training.
+
+Forward and backward hooks that are always removed, per-layer activation and gradient
+statistics, percentile traces (Ioffe & Szegedy) and one-unit activation traces (Santurkar et al.).
 
     with hooks.Hooks({"fc3": model.fc3}, fn) as h:     # fn(name, module, inputs, output)
         model(x)                                       # hooks gone after the block, even on errors

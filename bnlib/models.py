@@ -1,5 +1,7 @@
-"""Model builders. Normalization comes in as a factory (``norm=torch.nn.BatchNorm1d``, or bnlib's
-own layers), placed before the activation as in Ioffe & Szegedy (2015, §3.2): z = g(BN(Wu)).
+"""Model builders: MLPs, VGG-style CIFAR networks and the deep linear network.
+
+Normalization comes in as a factory (``norm=torch.nn.BatchNorm1d``, or bnlib's own layers),
+placed before the activation as in Ioffe & Szegedy (2015, §3.2): z = g(BN(Wu)).
 
     model = mlp([784, 100, 100, 100, 10], "sigmoid", norm=nn.BatchNorm1d, init=0.1)
     model.fc3, model.norm3, model.act3        # the last hidden layer's pieces, by name

@@ -248,3 +248,37 @@ def log_ticks(ax, ticks, axis: str = "x"):
     which.set_minor_locator(NullLocator())
     which.set_minor_formatter(NullFormatter())
     return ax
+
+
+def ridge(steps, values, ax=None, color="tab:blue", bins=40, limits=None, overlap=2.0, label=None):
+    """Stacked histograms of one unit's values over training (Santurkar et al., Figs 1c, 2):
+    one filled density per recorded step, later steps drawn higher up.
+
+    steps: (T,); values: (T, samples); limits: (low, high) of the bins, by default the 1st–99th
+    percentile of all values. The y axis shows the step. Returns the Axes.
+    """
+    ax = _ax(ax, figsize=(4, 4))
+    steps, values = _np(steps), _np(values)
+    if values.ndim != 2 or len(values) != len(steps):
+        raise ValueError(f"expected values of shape ({len(steps)}, samples) (got {values.shape})")
+    lo, hi = limits if limits is not None else np.percentile(values, [1, 99])
+    edges = np.linspace(lo, hi, bins + 1)
+    centers = (edges[:-1] + edges[1:]) / 2
+    dens = np.stack([np.histogram(np.clip(v, lo, hi), edges, density=True)[0] for v in values])
+    gap = (steps[-1] - steps[0]) / max(len(steps) - 1, 1) if len(steps) > 1 else 1.0
+    height = overlap * gap / max(dens.max(), 1e-12)
+    for t, d in reversed(list(zip(steps, dens))):  # draw later steps first, earlier ones in front
+        ax.fill_between(centers, t, t + d * height, color=color, alpha=0.35, linewidth=0)
+        ax.plot(centers, t + d * height, color=color, linewidth=0.8)
+    if label is not None:
+        ax.plot([], [], color=color, label=label)
+    ax.set_ylabel("step")
+    return ax
+
+
+def band(x, lo, hi, ax=None, color=None, label=None, alpha=0.3):
+    """A shaded min–max band between ``lo`` and ``hi`` over ``x`` (Santurkar et al., Fig 4a, b)."""
+    ax = _ax(ax)
+    x, lo, hi = _np(x), _np(lo), _np(hi)
+    ax.fill_between(x, lo, hi, color=color, alpha=alpha, label=label, linewidth=0)
+    return ax

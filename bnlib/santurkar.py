@@ -1,5 +1,7 @@
-"""Santurkar et al. (2018), "How does batch normalization help optimization?": the experiments
-behind its figures, at two scales from one code path.
+"""The experiments of Santurkar et al. (2018), at a quick and a paper scale, with a CLI.
+
+"How does batch normalization help optimization?": the runs behind its figures, at two scales
+from one code path.
 
     scale = SCALES["quick"]                        # CPU, minutes: what the chapter runs
     out = run_figures([1, 2, 3], scale)            # {"vgg": {...}, "dln": {...}}
@@ -37,15 +39,15 @@ class Scale:
     vgg: str = "tiny"               # a key of models.VGG_CONFIGS
     fc_width: int = 64
     steps: int = 200                # VGG SGD steps (paper: 15,000)
-    batch_size: int = 128
+    batch_size: int = 64            # paper: 128
     eval_every: int = 50
     measure_every: int = 10         # kept activation samples every this many steps
     ics_every: int = 20             # ICS (4 extra forward/backward passes for 2 layers) every this many
     fig1_layers: tuple = (2, 6)     # paper: Layers #3 and #11 (of 16)
     fig2_layers: tuple = (1, 5, 7)  # paper: #2, #9, #13
     fig3_layers: tuple = (3, 6)     # paper: #5, #10
-    dln_steps: int = 500            # paper: 10,000
-    dln_measure_every: int = 25
+    dln_steps: int = 300            # paper: 10,000
+    dln_measure_every: int = 20
     dln_layers: tuple = (9, 17)     # paper: #9, #17 (of 25)
     dln_norm: str = "torch_bn"      # torch's BN (equal to bnlib's to 1e-10, and 3x faster on 10 units)
     seeds: tuple = (0, 1, 2)        # runs at the main learning rate (VGG 0.1, DLN 1e-6)
@@ -57,7 +59,7 @@ class Scale:
 
 SCALES = {
     "quick": Scale("quick"),
-    "paper": Scale("paper", cifar="full", image_size=32, vgg="vgg16", fc_width=512, steps=15_000,
+    "paper": Scale("paper", cifar="full", image_size=32, vgg="vgg16", fc_width=512, steps=15_000, batch_size=128,
                    eval_every=500, measure_every=100, ics_every=100, fig1_layers=(3, 11), fig2_layers=(2, 9, 13),
                    fig3_layers=(5, 10), dln_steps=10_000, dln_measure_every=100, seeds=(0, 1, 2),
                    side_seeds=(0, 1, 2)),
@@ -93,7 +95,11 @@ def run_vgg(norm: str, lr: float, seed: int, scale: Scale, trace_layers=(), ics_
                        noise_generator=torch.Generator().manual_seed(10_000 + seed), image_size=scale.image_size).to(device)
     weights, pre = models.weight_layers(model), models.relu_inputs(model)
     units = {f"#{k}": int(torch.randint(weights[k - 1].weight.shape[0], (1,), generator=gen)) for k in trace_layers}
-    trace = ActivationTrace({f"#{k}": pre[k - 1] for k in trace_layers}, units, every=scale.measure_every)
+    traced = {f"#{k}": pre[k - 1] for k in trace_layers}  # the input of layer #k's ReLU (after its norm)
+    if norm != "none":  # ... and the same unit before the norm: the conv/linear output
+        traced |= {f"#{k} pre-norm": weights[k - 1] for k in trace_layers}
+        units |= {f"#{k} pre-norm": units[f"#{k}"] for k in trace_layers}
+    trace = ActivationTrace(traced, units, every=scale.measure_every)
     ics = ICSTrace({f"#{k}": weights[k - 1] for k in ics_layers}, lr, every=scale.ics_every)
     cfg = train.TrainConfig(steps=scale.steps, batch_size=scale.batch_size, lr=lr, eval_every=scale.eval_every,
                             seed=seed)

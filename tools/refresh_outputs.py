@@ -5,7 +5,7 @@
 
 Stored outputs are what `python -m pytest` (nbval) compares against, so produce them on the
 machine type CI uses (2-core x86-64 CPU), with the environment nbval's kernels get: progress
-bars off, PYTHONHASHSEED=0, one torch thread (bnlib.setup), data from BNLIB_DATA or, when that
+bars off, PYTHONHASHSEED=0, the torch threads bnlib.setup sets (1 unless a chapter asks for 2), data from BNLIB_DATA or, when that
 is unset, ../shared/data.
 """
 from __future__ import annotations
