@@ -115,3 +115,129 @@ class ICSTrace:
 
     def result(self) -> dict:
         return {"steps": self.steps, "l2": self.l2, "cosine": self.cosine}
+
+
+
+# --- Santurkar et al. 2018, §3.2 and App. A.2.2: the loss landscape along the gradient ----------
+
+def _rng_state(device: torch.device) -> tuple:
+    """The global CPU RNG state, and the CUDA one when ``device`` is a GPU."""
+    return torch.get_rng_state(), torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+
+
+def _set_rng_state(state: tuple, device: torch.device) -> None:
+    torch.set_rng_state(state[0])
+    if state[1] is not None:
+        torch.cuda.set_rng_state(state[1], device)
+
+
+def _loss_and_grad(model: nn.Module, x, y, loss_fn: LossFn) -> tuple[float, torch.Tensor]:
+    """L and the flattened gradient over every parameter that requires grad (zeros where unused)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    loss = loss_fn(model(x), y)
+    grads = torch.autograd.grad(loss, params, allow_unused=True)
+    flat = [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)]
+    return loss.item(), torch.cat([g.detach().reshape(-1) for g in flat])  # each (*p.shape) -> (p.numel(),)
+
+
+def landscape_probe(model: nn.Module, x: torch.Tensor, y: torch.Tensor, etas: Sequence[float],
+                    loss_fn: LossFn = F.cross_entropy) -> dict:
+    r"""The loss and its gradient along the gradient direction, Santurkar et al.'s Fig. 4 probes.
+
+    With g = \nabla L(w) (the mini-batch gradient on ``x, y``, over every parameter that
+    requires grad, flattened to one vector of P entries), for each step size eta:
+
+    .. math::
+        L(w - \eta g), \qquad
+        \text{grad\_change}(\eta) = \lVert \nabla L(w) - \nabla L(w - \eta g) \rVert_2, \qquad
+        \beta = \max_\eta \frac{\text{grad\_change}(\eta)}{\lVert \eta g \rVert_2}
+
+    ("variation of the loss", "gradient predictiveness", "effective beta-smoothness").
+
+    Args:
+        model: in the mode the probe should use (train mode: BN normalizes with batch statistics)
+        x, y: the batch of this step
+        etas: step sizes (absolute, not times lr); eta = 0 gives L(w) and a grad_change of 0
+        loss_fn: loss(model(x), y); cross-entropy by default
+
+    Returns:
+        {"eta": [float] (E,), "loss": [float] (E,), "loss0": L(w), "grad_change": [float] (E,),
+        "beta": float (NaN when no eta has ||eta g|| > 0), "grad_norm": ||g||_2}
+
+    Works on deep copies, one per evaluation, each from the same global RNG state (restored at
+    the end): parameters, ``.grad``, BN running statistics and RNG are left exactly as they
+    were, and dropout or noisy BN draws the same noise at every eta (a layer's own
+    ``torch.Generator`` is deep-copied too).
+    """
+    etas = [float(eta) for eta in etas]
+    if not etas:
+        raise ValueError("expected at least one step size in etas (got an empty sequence)")
+    if not all(torch.isfinite(torch.tensor(etas))):
+        raise ValueError(f"expected finite step sizes (got {etas})")
+    device = x.device
+    rng = _rng_state(device)
+    loss0, g = _loss_and_grad(copy.deepcopy(model), x, y, loss_fn)  # g: (P,)
+    grad_norm = g.norm().item()
+    losses, grad_change, ratios = [], [], []
+    for eta in etas:
+        _set_rng_state(rng, device)
+        moved = copy.deepcopy(model)
+        with torch.no_grad():
+            offset = 0
+            for p in (p for p in moved.parameters() if p.requires_grad):
+                p.sub_(eta * g[offset:offset + p.numel()].view_as(p))  # (p.numel(),) -> p.shape
+                offset += p.numel()
+        loss, g_eta = _loss_and_grad(moved, x, y, loss_fn)
+        losses.append(loss)
+        grad_change.append((g - g_eta).norm().item())
+        distance = abs(eta) * grad_norm  # ||eta g||_2
+        if distance > 0:
+            ratios.append(grad_change[-1] / distance)
+    _set_rng_state(rng, device)
+    return {"eta": etas, "loss": losses, "loss0": loss0, "grad_change": grad_change,
+            "beta": max(ratios) if ratios else float("nan"), "grad_norm": grad_norm}
+
+
+class LandscapeTrace:
+    """``landscape_probe`` at step 1 and every ``every`` steps of training, as a ``train.fit``
+    on_step hook (it runs after backward and before the optimizer step).
+
+    etas_rel: step sizes as multiples of ``lr`` (paper: VGG [1/2, 4], DLN [1/100, 30]);
+    the probe uses etas = etas_rel * lr.
+
+    Per measured step (lists of one value per step): ``steps``; ``loss_min``, ``loss_max``
+    (the band of L(w - eta g) over eta); ``grad_change_min``, ``grad_change_max``; ``beta``;
+    ``loss0``, ``grad_norm``; and the full curves ``loss`` and ``grad_change`` (one list of
+    len(etas) per step, for plots against eta such as Fig. 11).
+    """
+
+    KEYS = ("loss0", "loss_min", "loss_max", "grad_change_min", "grad_change_max", "beta", "grad_norm",
+            "loss", "grad_change")
+
+    def __init__(self, etas_rel: Sequence[float], lr: float, every: int = 10, loss_fn: LossFn = F.cross_entropy):
+        if every < 1:
+            raise ValueError(f"expected every >= 1 (got {every})")
+        if not lr > 0:
+            raise ValueError(f"expected lr > 0 (got {lr})")
+        self.etas_rel, self.lr, self.every, self.loss_fn = [float(e) for e in etas_rel], lr, every, loss_fn
+        if not self.etas_rel:
+            raise ValueError("expected at least one step size in etas_rel (got an empty sequence)")
+        self.etas = [e * lr for e in self.etas_rel]
+        self.steps: list[int] = []
+        self.history: dict[str, list] = {k: [] for k in self.KEYS}
+
+    def __call__(self, step: int, model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss=None) -> None:
+        if step != 1 and step % self.every:
+            return
+        out = landscape_probe(model, x, y, self.etas, self.loss_fn)
+        self.steps.append(step)
+        summary = {"loss0": out["loss0"], "loss_min": min(out["loss"]), "loss_max": max(out["loss"]),
+                   "grad_change_min": min(out["grad_change"]), "grad_change_max": max(out["grad_change"]),
+                   "beta": out["beta"], "grad_norm": out["grad_norm"], "loss": out["loss"],
+                   "grad_change": out["grad_change"]}
+        for k in self.KEYS:
+            self.history[k].append(summary[k])
+
+    def result(self) -> dict:
+        """{"steps", "eta", "eta_rel", "lr", and each of ``KEYS``: one entry per measured step}."""
+        return {"steps": self.steps, "eta": self.etas, "eta_rel": self.etas_rel, "lr": self.lr, **self.history}

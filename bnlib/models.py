@@ -139,7 +139,8 @@ def make_norm(norm, num_features: int, ndim: int, generator: torch.Generator | N
     """A normalization layer for ``num_features`` channels of ``ndim``-D feature maps (1 or 2).
 
     ``norm``: None; a name — "bn" (bnlib.layers), "noisy_bn" (bnlib's noisy BN, Santurkar
-    Alg. 1), "torch_bn" (torch.nn); or a callable ``factory(num_features, ndim)``.
+    Alg. 1), "torch_bn" (torch.nn), "l1"/"l2"/"linf" (bnlib.lpnorm, Santurkar Sec. 3.3); or a
+    callable ``factory(num_features, ndim)``.
     """
     from . import layers
 
@@ -152,8 +153,13 @@ def make_norm(norm, num_features: int, ndim: int, generator: torch.Generator | N
         "torch_bn": (nn.BatchNorm1d, nn.BatchNorm2d),
         "noisy_bn": (layers.NoisyBatchNorm1d, layers.NoisyBatchNorm2d),
     }
+    lp = {"l1": 1, "l2": 2, "linf": math.inf}  # Santurkar et al. Sec. 3.3
+    if norm in lp:
+        from .lpnorm import LpNorm1d, LpNorm2d
+
+        return (LpNorm1d, LpNorm2d)[ndim - 1](num_features, p=lp[norm])
     if norm not in table:
-        raise ValueError(f"expected norm None, a factory, or one of {sorted(table)} (got {norm!r})")
+        raise ValueError(f"expected norm None, a factory, or one of {sorted(table) + sorted(lp)} (got {norm!r})")
     cls = table[norm][ndim - 1]
     return cls(num_features, generator=generator) if norm == "noisy_bn" else cls(num_features)
 

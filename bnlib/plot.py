@@ -250,7 +250,7 @@ def log_ticks(ax, ticks, axis: str = "x"):
     return ax
 
 
-def ridge(steps, values, ax=None, color="tab:blue", bins=40, limits=None, overlap=2.0, label=None):
+def ridge(steps, values, ax=None, color="tab:blue", bins=25, limits=None, overlap=2.0, label=None):
     """Stacked histograms of one unit's values over training (Santurkar et al., Figs 1c, 2):
     one filled density per recorded step, later steps drawn higher up.
 

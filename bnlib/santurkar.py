@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from . import data, models, results, train
 from .hooks import ActivationTrace
-from .measure import ICSTrace
+from .measure import ICSTrace, LandscapeTrace
 from .utils import progress
 
 
@@ -50,6 +50,10 @@ class Scale:
     dln_measure_every: int = 20
     dln_layers: tuple = (9, 17)     # paper: #9, #17 (of 25)
     dln_norm: str = "torch_bn"      # torch's BN (equal to bnlib's to 1e-10, and 3x faster on 10 units)
+    fig6_layers: tuple = (6,)       # paper: #11
+    probe_every: int = 20           # landscape probes (1 + len(etas) forward/backward passes) every this many
+    vgg_etas: tuple = (0.5, 1, 2, 4)            # step sizes along -g, times lr (paper: [1/2, 4] x lr)
+    dln_etas: tuple = (0.01, 0.1, 1, 10, 30)    # paper: [1/100, 30] x lr
     seeds: tuple = (0, 1, 2)        # runs at the main learning rate (VGG 0.1, DLN 1e-6)
     side_seeds: tuple = (0, 1)      # runs at the other learning rates (VGG 0.5 and 0.01, DLN 1e-7)
 
@@ -62,15 +66,25 @@ SCALES = {
     "paper": Scale("paper", cifar="full", image_size=32, vgg="vgg16", fc_width=512, steps=15_000, batch_size=128,
                    eval_every=500, measure_every=100, ics_every=100, fig1_layers=(3, 11), fig2_layers=(2, 9, 13),
                    fig3_layers=(5, 10), dln_steps=10_000, dln_measure_every=100, seeds=(0, 1, 2),
-                   side_seeds=(0, 1, 2)),
+                   side_seeds=(0, 1, 2), fig6_layers=(11,), probe_every=100,
+                   vgg_etas=(0.5, 0.75, 1, 1.5, 2, 3, 4), dln_etas=(0.01, 0.03, 0.1, 0.3, 1, 3, 10, 30)),
 }
 
-# (norm, learning rate) of the VGG and DLN runs each figure needs, and the layers it looks at
+# (norm, learning rate) of the VGG and DLN runs each figure needs, and what it measures in them:
+# "trace": activations of these layers, "ics": ICS of the Fig 3 layers, "probe": landscape probes
+LP = ("none", "bn", "l1", "l2", "linf")  # standard, BN and the l_p normalizations (Sec. 3.3)
 FIGURES = {
     1: {"vgg": [(n, lr) for lr in (0.1, 0.5) for n in ("none", "bn")], "trace": "fig1_layers"},
     2: {"vgg": [(n, 0.1) for n in ("none", "bn", "noisy_bn")], "trace": "fig2_layers"},
     3: {"vgg": [(n, lr) for lr in (0.1, 0.01) for n in ("none", "bn")], "ics": "fig3_layers",
         "dln": [(n, lr) for lr in (1e-6, 1e-7) for n in ("none", "bn")]},
+    4: {"vgg": [("none", 0.1), ("bn", 0.1)], "probe": True},
+    5: {"vgg": [(n, 0.1) for n in LP], "dln": [(n, 1e-6) for n in LP]},
+    6: {"vgg": [(n, 0.1) for n in LP], "trace": "fig6_layers"},
+    10: {"dln": [("none", 1e-6), ("bn", 1e-6)], "probe": True},
+    11: {"vgg": [("none", 0.1), ("bn", 0.1)], "dln": [("none", 1e-6), ("bn", 1e-6)], "probe": True},
+    12: {"vgg": [(n, 0.1) for n in LP], "probe": True},
+    13: {"dln": [(n, 1e-6) for n in LP], "probe": True},
 }
 
 
@@ -87,7 +101,8 @@ def cifar(subset: str = "quick", image_size: int = 16):
     return tuple(out)
 
 
-def run_vgg(norm: str, lr: float, seed: int, scale: Scale, trace_layers=(), ics_layers=(), device="cpu") -> dict:
+def run_vgg(norm: str, lr: float, seed: int, scale: Scale, trace_layers=(), ics_layers=(), device="cpu",
+            probe: bool = False) -> dict:
     """Train one VGG (Glorot init from ``seed``) with plain SGD; return its history and measurements."""
     train_set, test_set = (tuple(t.to(device) for t in s) for s in cifar(scale.cifar, scale.image_size))
     gen = torch.Generator().manual_seed(seed)
@@ -101,13 +116,16 @@ def run_vgg(norm: str, lr: float, seed: int, scale: Scale, trace_layers=(), ics_
         units |= {f"#{k} pre-norm": units[f"#{k}"] for k in trace_layers}
     trace = ActivationTrace(traced, units, every=scale.measure_every)
     ics = ICSTrace({f"#{k}": weights[k - 1] for k in ics_layers}, lr, every=scale.ics_every)
+    probes = LandscapeTrace(scale.vgg_etas, lr, every=scale.probe_every)
+    hooks = ([ics] if ics_layers else []) + ([probes] if probe else [])
     cfg = train.TrainConfig(steps=scale.steps, batch_size=scale.batch_size, lr=lr, eval_every=scale.eval_every,
                             seed=seed)
     with trace:
-        h = train.fit(model, train_set, test_set, cfg, on_step=[ics] if ics_layers else [],
+        h = train.fit(model, train_set, test_set, cfg, on_step=hooks,
                       desc=f"VGG {norm} lr={lr} seed={seed}", on_nonfinite="stop")
     return {"loss": h.loss, "acc": h.acc, "eval_step": h.eval_step, "test_acc": h.test_acc,
             "test_loss": h.test_loss, "diverged_at": h.diverged_at, "ics": ics.result() if ics_layers else None,
+            "probe": probes.result() if probe else None,
             "units": units, "trace": {k: {"mean": trace.mean[k], "var": trace.var[k], "steps": trace.steps[k],
                                           "values": trace.values(k)} for k in trace.modules}}
 
@@ -125,14 +143,15 @@ def sum_squared_error(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return ((out - y) ** 2).sum()
 
 
-def run_dln(norm: str, lr: float, seed: int, scale: Scale, ics_layers=(), device="cpu") -> dict:
+def run_dln(norm: str, lr: float, seed: int, scale: Scale, ics_layers=(), device="cpu", probe: bool = False) -> dict:
     """Full-batch gradient descent on the 25-layer deep linear network; loss and ICS per step."""
     x, y = (t.to(device) for t in dln_data(seed))
-    model = models.deep_linear_network(25, 10, None if norm == "none" else scale.dln_norm,
+    model = models.deep_linear_network(25, 10, {"none": None, "bn": scale.dln_norm}.get(norm, norm),
                                        generator=torch.Generator().manual_seed(seed)).to(device)
     weights = models.weight_layers(model)
     ics = ICSTrace({f"#{k}": weights[k - 1] for k in ics_layers}, lr, every=scale.dln_measure_every,
                    loss_fn=sum_squared_error)
+    probes = LandscapeTrace(scale.dln_etas, lr, every=scale.probe_every, loss_fn=sum_squared_error)
     opt = torch.optim.SGD(model.parameters(), lr=lr)
     losses, diverged_at = [], None
     for step in progress(range(1, scale.dln_steps + 1), desc=f"DLN {norm} lr={lr} seed={seed}"):
@@ -143,17 +162,22 @@ def run_dln(norm: str, lr: float, seed: int, scale: Scale, ics_layers=(), device
         opt.zero_grad(set_to_none=True)
         loss.backward()
         ics(step, model, x, y)
+        if probe:
+            probes(step, model, x, y)
         opt.step()
         losses.append(loss.item())
-    return {"loss": losses, "diverged_at": diverged_at, "ics": ics.result()}
+    return {"loss": losses, "diverged_at": diverged_at, "ics": ics.result(),
+            "probe": probes.result() if probe else None}
 
 
 MAIN_LR = {"vgg": 0.1, "dln": 1e-6}
+MAIN_NORMS = ("none", "bn", "noisy_bn")  # at the main learning rate these get the main seeds
 
 
 def run_figures(figures, scale: Scale, seeds=None, device="cpu") -> dict:
-    """Every run the given figures need, once each: at the main learning rate over ``seeds``
-    (default ``scale.seeds``), at the others over ``scale.side_seeds`` (default) or ``seeds``.
+    """Every run the given figures need, once each: standard, BN and noisy BN at the main learning
+    rate over ``seeds`` (default ``scale.seeds``); other learning rates and the l_p normalizations
+    over ``scale.side_seeds`` (default) or ``seeds``.
 
     Returns {"vgg": {(norm, lr): {seed: run}}, "dln": {(norm, lr): {seed: run}}}.
     """
@@ -162,24 +186,26 @@ def run_figures(figures, scale: Scale, seeds=None, device="cpu") -> dict:
         raise ValueError(f"expected figures from {sorted(FIGURES)} (got {unknown})")
     main = tuple(scale.seeds if seeds is None else seeds)
     side = tuple(scale.side_seeds if seeds is None else seeds)
-    plan = {"vgg": {}, "dln": {}}  # (norm, lr) -> {"trace": set, "ics": set}
+    plan = {"vgg": {}, "dln": {}}  # (norm, lr) -> {"trace": set, "ics": set, "probe": bool}
     for f in figures:
         spec = FIGURES[f]
         for family in ("vgg", "dln"):
             for key in spec.get(family, []):
-                p = plan[family].setdefault(key, {"trace": set(), "ics": set()})
+                p = plan[family].setdefault(key, {"trace": set(), "ics": set(), "probe": False})
+                p["probe"] |= spec.get("probe", False)
                 if family == "vgg" and "trace" in spec:
                     p["trace"] |= set(getattr(scale, spec["trace"]))
                 if "ics" in spec:
                     p["ics"] |= set(getattr(scale, spec["ics"]) if family == "vgg" else scale.dln_layers)
     out = {"vgg": {}, "dln": {}}
     for (norm, lr), p in plan["vgg"].items():
-        seeds = main if lr == MAIN_LR["vgg"] else side
-        out["vgg"][norm, lr] = {s: run_vgg(norm, lr, s, scale, sorted(p["trace"]), sorted(p["ics"]), device)
-                                for s in seeds}
+        seeds = main if lr == MAIN_LR["vgg"] and norm in MAIN_NORMS else side
+        out["vgg"][norm, lr] = {s: run_vgg(norm, lr, s, scale, sorted(p["trace"]), sorted(p["ics"]), device,
+                                           probe=p["probe"]) for s in seeds}
     for (norm, lr), p in plan["dln"].items():
-        seeds = main if lr == MAIN_LR["dln"] else side
-        out["dln"][norm, lr] = {s: run_dln(norm, lr, s, scale, sorted(p["ics"]), device) for s in seeds}
+        seeds = main if lr == MAIN_LR["dln"] and norm in MAIN_NORMS else side
+        out["dln"][norm, lr] = {s: run_dln(norm, lr, s, scale, sorted(p["ics"]), device, probe=p["probe"])
+                                for s in seeds}
     return out
 
 
@@ -203,6 +229,7 @@ def main(argv=None) -> None:
                         eval_every=min(scale.eval_every, args.steps),
                         measure_every=min(scale.measure_every, args.steps),
                         ics_every=min(scale.ics_every, args.steps),
+                        probe_every=min(scale.probe_every, args.steps),
                         dln_measure_every=min(scale.dln_measure_every, args.steps))
     started = time.time()
     out = run_figures(args.figure, scale, args.seeds, args.device)
