@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
-__all__ = ["over_seeds", "summarize", "describe"]
+__all__ = ["over_seeds", "summarize", "describe", "stack", "moving_average"]
 
 
 def over_seeds(fn: Callable[[int], Mapping[str, Any]], seeds: Iterable[int]) -> dict[str, np.ndarray]:
@@ -71,3 +71,17 @@ def describe(values, digits: int = 3, scale: float = 1.0) -> str:
         raise ValueError(f"expected a 1-D array of per-seed values (got shape {a.shape})")
     mean, std, lo, hi = (scale * v for v in summarize(a))
     return f"{mean:.{digits}f} ± {std:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}] (n={len(a)})"
+
+
+def stack(runs: Mapping[int, Mapping[str, Any]], key: str) -> np.ndarray:
+    """{seed: run} -> (seeds, T) float64 array of one per-step series ``run[key]``."""
+    return np.array([np.asarray(r[key], dtype=np.float64) for r in runs.values()])
+
+
+def moving_average(a, window: int = 20) -> np.ndarray:
+    """Moving average along the last axis, with shorter windows at the start (no lag at step 1)."""
+    a = np.asarray(a, dtype=np.float64)
+    c = np.cumsum(np.pad(a, [(0, 0)] * (a.ndim - 1) + [(1, 0)]), axis=-1)
+    idx = np.arange(1, a.shape[-1] + 1)
+    lo = np.maximum(idx - window, 0)
+    return (c[..., idx] - c[..., lo]) / (idx - lo)

@@ -226,11 +226,11 @@ class ActivationTrace:
 
     At every train-mode forward pass of a module (not of its deep copies, not in eval mode) it
     records the unit's mean and variance over the batch (and positions), and every ``every``
-    passes also ``samples`` of its values (evenly strided, for histograms).
+    passes also ``samples`` of its values (evenly spread over the batch, for histograms).
 
     modules: {label: module}; units: {label: unit index}.
     steps[label]: pass numbers of the kept samples; mean/var[label]: one value per pass;
-    values(label): (T, samples) tensor.
+    values(label): (T, min(samples, values per pass)) tensor.
     """
 
     def __init__(self, modules: dict[str, nn.Module], units: dict[str, int], every: int = 10, samples: int = 256):
@@ -253,9 +253,9 @@ class ActivationTrace:
         self.var[name].append(v.var(unbiased=False).item())
         n = len(self.mean[name])
         if n % self.every == 0 or n == 1:
-            stride = max(1, len(v) // self.samples)
+            idx = torch.arange(min(self.samples, len(v))) * len(v) // min(self.samples, len(v))  # evenly spread
             self.steps[name].append(n)
-            self._values[name].append(v[::stride][:self.samples].float())
+            self._values[name].append(v[idx].float())
 
     def values(self, label: str) -> torch.Tensor:
         return torch.stack(self._values[label]) if self._values[label] else torch.empty(0, self.samples)

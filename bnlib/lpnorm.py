@@ -2,17 +2,27 @@
 
 The paper's one sentence: these schemes "fix the first order moment of the activations, as
 BatchNorm does, and then normalize them by the average of their l_p-norm (before shifting the
-mean), for p = 1, 2, inf". Per channel, over the batch (and the spatial positions):
+mean), for p = 1, 2, inf". Per channel, over the m values of the batch (N, or N*L, or N*H*W):
 
-    out = gamma * (x - mu) / n_p + beta,   mu = mean_b x_b,
+    out = gamma * (x - mu) / n_p + beta,   mu = (1/m) sum_b x_b,
     n_p = ((1/m) sum_b |x_b|^p + eps)^(1/p)  for p = 1, 2;   n_inf = max_b |x_b| + eps,
 
-with the norm taken on the uncentred x. Where eps goes is our choice (the paper does not say). For
-p = 2 the only difference from BN is that the mean is not subtracted before the norm. The layer
-does not make the output Gaussian-like, or even unit-variance: that is the point of the experiment.
+with the norm taken on the *uncentred* x. Our choices where the paper is silent:
 
-Eval mode, also our choice: running averages of mu and n_p, updated in training without autograd
-(``momentum`` weighs the new batch value, as in BN), used instead of the batch values.
+- eps goes inside the p-th power mean, where BN puts it inside the variance (for p = inf, which
+  has no power mean, it is added to the max). So p = 2 on an input whose batch mean is already 0
+  is exactly BN: the only difference from BN is that the mean is not subtracted before the norm.
+- The gradient flows through mu and n_p (no detached statistics), with plain autograd. For
+  p = inf it reaches only the entry (or entries, shared equally on a tie) that attain the max;
+  at x_b = 0 the derivative of |x_b| is taken as 0.
+- Eval mode: running averages of mu (``running_mean``) and of the normalizer n_p, eps included
+  (``running_norm``), updated in training under ``torch.no_grad()`` with BN's convention
+  running = (1 - momentum) * running + momentum * batch, and used in eval mode as
+  out = gamma * (x - running_mean) / running_norm + beta. No Bessel-like correction: n_p is
+  averaged as measured. ``track_running_stats=False``: batch values in eval mode too.
+
+The layer does not make the output Gaussian-like, or even unit-variance (x_hat has mean 0 but
+an l_p "size" of at most 1): that is the point of the experiment (Fig 6).
 """
 from __future__ import annotations
 
@@ -21,72 +31,139 @@ import math
 import torch
 from torch import nn
 
-PS = (1, 2, math.inf)
+PS = (1.0, 2.0, math.inf)
+LOW_PRECISION = (torch.float16, torch.bfloat16)  # statistics for these are computed in float32
+
+
+def lp_stats(x: torch.Tensor, p: float, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mu, n_p) per channel, each (C,), over every dim but 1 of x (N, C, *); differentiable."""
+    dims = [0, *range(2, x.dim())]  # (N, C) -> [0]; (N, C, L) -> [0, 2]; (N, C, H, W) -> [0, 2, 3]
+    mu = x.mean(dims)
+    if p == math.inf:
+        norm = x.abs().amax(dims) + eps  # max_b |x_b| + eps
+    elif p == 1:
+        norm = x.abs().mean(dims) + eps  # (1/m) sum |x_b| + eps
+    else:
+        norm = (x.square().mean(dims) + eps).sqrt()  # ((1/m) sum x_b^2 + eps)^(1/2)
+    return mu, norm
 
 
 class _LpNormBase(nn.Module):
-    def __init__(self, num_features: int, p: float = 2, eps: float = 1e-5, momentum: float = 0.1,
-                 affine: bool = True) -> None:
+    r"""Owns the parameters, the buffers and the one ``forward``; subclasses check the input rank.
+
+    Args:
+        num_features: C, the number of channels
+        p: 1, 2 or ``math.inf`` (``float('inf')``). Default 2
+        eps: added to the p-th power mean (p = 1, 2) or to the max (p = inf). Default 1e-5
+        momentum: weight of the new batch value in the running averages, or None for a
+            cumulative average (factor 1 / num_batches_tracked), as in BN. Default 0.1
+        affine: learn gamma (``weight``, init 1) and beta (``bias``, init 0). Default True
+        track_running_stats: keep ``running_mean``, ``running_norm``, ``num_batches_tracked``
+            and use them in eval mode. Default True
+        device, dtype: where and in which dtype parameters and buffers are created
+    """
+
+    def __init__(self, num_features: int, p: float = 2, eps: float = 1e-5, momentum: float | None = 0.1,
+                 affine: bool = True, track_running_stats: bool = True, device=None, dtype=None) -> None:
         if isinstance(num_features, bool) or not isinstance(num_features, int) or num_features <= 0:
             raise ValueError(f"expected num_features to be a positive int (got {num_features!r})")
-        if p not in PS:
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or p not in PS:
             raise ValueError(f"expected p in (1, 2, inf) (got {p!r})")
         if not eps > 0:
             raise ValueError(f"expected eps > 0 (got {eps})")
-        if not 0 <= momentum <= 1:
-            raise ValueError(f"expected momentum in [0, 1] (got {momentum})")
+        if momentum is not None and not 0 <= momentum <= 1:
+            raise ValueError(f"expected momentum in [0, 1] or None (got {momentum})")
         super().__init__()
-        self.num_features, self.p, self.eps, self.momentum, self.affine = num_features, p, eps, momentum, affine
+        factory_kwargs = {"device": device, "dtype": dtype}
+        self.num_features, self.p, self.eps, self.momentum = num_features, float(p), eps, momentum
+        self.affine, self.track_running_stats = affine, track_running_stats
         if affine:
-            self.weight = nn.Parameter(torch.ones(num_features))  # gamma
-            self.bias = nn.Parameter(torch.zeros(num_features))  # beta
+            self.weight = nn.Parameter(torch.ones(num_features, **factory_kwargs))  # gamma
+            self.bias = nn.Parameter(torch.zeros(num_features, **factory_kwargs))  # beta
         else:
             self.register_parameter("weight", None)
             self.register_parameter("bias", None)
-        self.register_buffer("running_mean", torch.zeros(num_features))
-        self.register_buffer("running_norm", torch.ones(num_features))
-        self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
+        if track_running_stats:
+            self.register_buffer("running_mean", torch.zeros(num_features, **factory_kwargs))
+            self.register_buffer("running_norm", torch.ones(num_features, **factory_kwargs))
+            self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long, device=device))
+        else:
+            self.register_buffer("running_mean", None)
+            self.register_buffer("running_norm", None)
+            self.register_buffer("num_batches_tracked", None)
+
+    def reset_running_stats(self) -> None:
+        """running_mean = 0, running_norm = 1, num_batches_tracked = 0."""
+        if self.track_running_stats:
+            self.running_mean.zero_()
+            self.running_norm.fill_(1)
+            self.num_batches_tracked.zero_()
+
+    def reset_parameters(self) -> None:
+        """Reset the running statistics, then gamma = 1 and beta = 0."""
+        self.reset_running_stats()
+        if self.affine:
+            nn.init.ones_(self.weight)
+            nn.init.zeros_(self.bias)
 
     def _check_input_dim(self, x: torch.Tensor) -> None:
         raise NotImplementedError
 
     def extra_repr(self) -> str:
-        return f"{self.num_features}, p={self.p}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"
+        p = "inf" if self.p == math.inf else f"{self.p:g}"
+        return (f"{self.num_features}, p={p}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
+                f"track_running_stats={self.track_running_stats}")
 
     def batch_stats(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(mu, n_p) per channel, each (C,), over every dimension but the channel."""
-        dims = [0] + list(range(2, x.dim()))
-        mu = x.mean(dims)
-        if self.p == math.inf:
-            norm = x.abs().amax(dims) + self.eps
-        else:
-            norm = (x.abs().pow(self.p).mean(dims) + self.eps).pow(1 / self.p)
-        return mu, norm
+        """(mu, n_p) of this batch per channel, each (C,), eps included in n_p; differentiable."""
+        return lp_stats(x, self.p, self.eps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check_input_dim(x)
+        if not x.is_floating_point():
+            raise TypeError(f"expected floating-point input (got {x.dtype} input)")
         if x.shape[1] != self.num_features:
             raise ValueError(f"expected input with {self.num_features} channels (got {x.shape[1]} channels)")
+        batch_stats = self.training or self.running_mean is None
+        if batch_stats and x.numel() // x.shape[1] < 2:
+            raise ValueError(f"expected more than 1 value per channel when training (got input of shape "
+                             f"{tuple(x.shape)}): x - mu is 0 for one value; use a larger batch, or call .eval() "
+                             "to normalize with the running statistics")
+        compute_dtype = torch.float32 if x.dtype in LOW_PRECISION else x.dtype
+        xc = x.to(compute_dtype)
         shape = [1, -1] + [1] * (x.dim() - 2)  # (C,) -> (1, C, 1, ...)
-        if self.training:
-            if x.numel() // x.shape[1] < 2:
-                raise ValueError(f"expected more than 1 value per channel when training (got input of shape "
-                                 f"{tuple(x.shape)}): use a larger batch, or call .eval()")
-            mu, norm = self.batch_stats(x)
-            with torch.no_grad():
-                self.num_batches_tracked.add_(1)
-                self.running_mean.lerp_(mu.detach(), self.momentum)
-                self.running_norm.lerp_(norm.detach(), self.momentum)
+        if batch_stats:
+            mu, norm = self.batch_stats(xc)  # (C,), (C,)
+            if self.training and self.running_mean is not None:
+                self._update(mu, norm)
         else:
-            mu, norm = self.running_mean, self.running_norm
-        out = (x - mu.view(shape)) / norm.view(shape)
+            mu, norm = self.running_mean.to(compute_dtype), self.running_norm.to(compute_dtype)
+        out = (xc - mu.view(shape)) / norm.view(shape)  # x_hat, (N, C, *)
         if self.affine:
-            out = out * self.weight.view(shape) + self.bias.view(shape)
-        return out
+            out = out * self.weight.to(compute_dtype).view(shape) + self.bias.to(compute_dtype).view(shape)
+        return out.to(x.dtype)
+
+    def _update(self, mu: torch.Tensor, norm: torch.Tensor) -> None:
+        """running = (1 - factor) * running + factor * batch, never part of the autograd graph."""
+        with torch.no_grad():
+            self.num_batches_tracked.add_(1)
+            factor = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+            self.running_mean.mul_(1 - factor).add_(mu.to(self.running_mean.dtype), alpha=factor)
+            self.running_norm.mul_(1 - factor).add_(norm.to(self.running_norm.dtype), alpha=factor)
 
 
 class LpNorm1d(_LpNormBase):
-    """l_p normalization of (N, C) or (N, C, L) input, per channel."""
+    """l_p normalization of (N, C) or (N, C, L) input, per channel over N (and L).
+
+    See the module docstring for the formula and ``_LpNormBase`` for the arguments.
+
+    Shape: input (N, C) or (N, C, L); output the same shape.
+
+    Examples::
+
+        >>> LpNorm1d(4, p=1)(torch.randn(8, 4)).shape
+        torch.Size([8, 4])
+    """
 
     def _check_input_dim(self, x: torch.Tensor) -> None:
         if x.dim() not in (2, 3):
@@ -94,7 +171,17 @@ class LpNorm1d(_LpNormBase):
 
 
 class LpNorm2d(_LpNormBase):
-    """l_p normalization of (N, C, H, W) input, per channel over N, H and W."""
+    """l_p normalization of (N, C, H, W) input, per channel over N, H and W.
+
+    See the module docstring for the formula and ``_LpNormBase`` for the arguments.
+
+    Shape: input (N, C, H, W); output the same shape.
+
+    Examples::
+
+        >>> LpNorm2d(3, p=math.inf)(torch.randn(2, 3, 5, 5)).shape
+        torch.Size([2, 3, 5, 5])
+    """
 
     def _check_input_dim(self, x: torch.Tensor) -> None:
         if x.dim() != 4:

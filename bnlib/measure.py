@@ -1,6 +1,8 @@
-"""Measurements on a model at one training step. They never plot and never change the model.
+"""Measurements at one training step (ICS, landscape probes); they never change the model.
 
-internal_covariate_shift: Santurkar et al. 2018, Definition 2.1 — ICS as a gradient change.
+internal_covariate_shift, ICSTrace: Santurkar et al. 2018, Definition 2.1 — ICS as a gradient change.
+landscape_probe, LandscapeTrace: Santurkar et al. 2018, Fig 4 — the loss and its gradient along -g.
+They never plot, and work on deep copies.
 """
 from __future__ import annotations
 
@@ -117,7 +119,6 @@ class ICSTrace:
         return {"steps": self.steps, "l2": self.l2, "cosine": self.cosine}
 
 
-
 # --- Santurkar et al. 2018, §3.2 and App. A.2.2: the loss landscape along the gradient ----------
 
 def _rng_state(device: torch.device) -> tuple:
@@ -174,7 +175,10 @@ def landscape_probe(model: nn.Module, x: torch.Tensor, y: torch.Tensor, etas: Se
         raise ValueError("expected at least one step size in etas (got an empty sequence)")
     if not all(torch.isfinite(torch.tensor(etas))):
         raise ValueError(f"expected finite step sizes (got {etas})")
-    device = x.device
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if not trainable:
+        raise ValueError("expected a model with parameters that require grad (got none)")
+    device = trainable[0].device  # whose CUDA RNG to save and restore
     rng = _rng_state(device)
     loss0, g = _loss_and_grad(copy.deepcopy(model), x, y, loss_fn)  # g: (P,)
     grad_norm = g.norm().item()

@@ -144,6 +144,8 @@ def make_norm(norm, num_features: int, ndim: int, generator: torch.Generator | N
     """
     from . import layers
 
+    if ndim not in (1, 2):
+        raise ValueError(f"expected ndim 1 (features) or 2 (feature maps) (got {ndim})")
     if norm is None or norm == "none":
         return None
     if callable(norm):

@@ -51,8 +51,8 @@ class Scale:
     dln_layers: tuple = (9, 17)     # paper: #9, #17 (of 25)
     dln_norm: str = "torch_bn"      # torch's BN (equal to bnlib's to 1e-10, and 3x faster on 10 units)
     fig6_layers: tuple = (6,)       # paper: #11
-    probe_every: int = 20           # landscape probes (1 + len(etas) forward/backward passes) every this many
-    vgg_etas: tuple = (0.5, 1, 2, 4)            # step sizes along -g, times lr (paper: [1/2, 4] x lr)
+    probe_every: int = 25           # landscape probes (1 + len(etas) forward/backward passes) every this many
+    vgg_etas: tuple = (0.5, 1.4, 4)             # step sizes along -g, times lr (paper: [1/2, 4] x lr)
     dln_etas: tuple = (0.01, 0.1, 1, 10, 30)    # paper: [1/100, 30] x lr
     seeds: tuple = (0, 1, 2)        # runs at the main learning rate (VGG 0.1, DLN 1e-6)
     side_seeds: tuple = (0, 1)      # runs at the other learning rates (VGG 0.5 and 0.01, DLN 1e-7)
@@ -109,7 +109,9 @@ def run_vgg(norm: str, lr: float, seed: int, scale: Scale, trace_layers=(), ics_
     model = models.vgg(scale.vgg, None if norm == "none" else norm, fc_width=scale.fc_width, generator=gen,
                        noise_generator=torch.Generator().manual_seed(10_000 + seed), image_size=scale.image_size).to(device)
     weights, pre = models.weight_layers(model), models.relu_inputs(model)
-    units = {f"#{k}": int(torch.randint(weights[k - 1].weight.shape[0], (1,), generator=gen)) for k in trace_layers}
+    units = {f"#{k}": int(torch.randint(weights[k - 1].weight.shape[0], (1,),  # one unit per (seed, layer)
+                                        generator=torch.Generator().manual_seed(1000 * seed + k)))
+             for k in trace_layers}
     traced = {f"#{k}": pre[k - 1] for k in trace_layers}  # the input of layer #k's ReLU (after its norm)
     if norm != "none":  # ... and the same unit before the norm: the conv/linear output
         traced |= {f"#{k} pre-norm": weights[k - 1] for k in trace_layers}
@@ -166,7 +168,7 @@ def run_dln(norm: str, lr: float, seed: int, scale: Scale, ics_layers=(), device
             probes(step, model, x, y)
         opt.step()
         losses.append(loss.item())
-    return {"loss": losses, "diverged_at": diverged_at, "ics": ics.result(),
+    return {"loss": losses, "diverged_at": diverged_at, "ics": ics.result() if ics_layers else None,
             "probe": probes.result() if probe else None}
 
 
@@ -234,7 +236,8 @@ def main(argv=None) -> None:
     started = time.time()
     out = run_figures(args.figure, scale, args.seeds, args.device)
     name = f"santurkar_figs{'-'.join(map(str, args.figure))}_{scale.name}"
-    config = {"figures": args.figure, "scale": scale.to_dict(), "seeds": args.seeds or list(scale.seeds)}
+    config = {"figures": args.figure, "scale": scale.to_dict(), "seeds": args.seeds or list(scale.seeds),
+              "side_seeds": args.seeds or list(scale.side_seeds)}
     path = results.save(f"{args.out}/{name}.json", name, config, _json_keys(out), started, args.device)
     print(f"wrote {path} ({time.time() - started:.0f} s)")
 
