@@ -61,7 +61,10 @@ def save(path: str | Path, name: str, config: dict, result: dict, started: float
     path.parent.mkdir(parents=True, exist_ok=True)
     blob = {"name": name, "config": config, "result": _plain(result), "provenance": provenance(started, device)}
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(blob, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    # one top-level key per line; the (long) result lists compact
+    text = "{\n" + ",\n".join(f"{json.dumps(k)}: {json.dumps(v, ensure_ascii=False, separators=(',', ':'))}"
+                               for k, v in blob.items()) + "\n}\n"
+    tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)
     return path
 
@@ -82,11 +85,13 @@ def load(path: str | Path) -> dict:
 
 def _plain(x):
     if isinstance(x, torch.Tensor):
-        return x.tolist()
+        return _plain(x.tolist())
     if isinstance(x, dict):
         return {str(k): _plain(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
         return [_plain(v) for v in x]
     if hasattr(x, "tolist"):  # numpy arrays and scalars
-        return x.tolist()
+        return _plain(x.tolist())
+    if isinstance(x, float):  # measurements are float32: 9 significant digits give it back exactly
+        return float(f"{x:.9g}")
     return x

@@ -176,10 +176,11 @@ MAIN_LR = {"vgg": 0.1, "dln": 1e-6}
 MAIN_NORMS = ("none", "bn", "noisy_bn")  # at the main learning rate these get the main seeds
 
 
-def run_figures(figures, scale: Scale, seeds=None, device="cpu") -> dict:
+def run_figures(figures, scale: Scale, seeds=None, device="cpu", families=("vgg", "dln")) -> dict:
     """Every run the given figures need, once each: standard, BN and noisy BN at the main learning
     rate over ``seeds`` (default ``scale.seeds``); other learning rates and the l_p normalizations
-    over ``scale.side_seeds`` (default) or ``seeds``.
+    over ``scale.side_seeds`` (default) or ``seeds``. ``families`` picks the VGG runs, the DLN runs or
+    both (the DLN at paper scale takes minutes on a CPU; the VGG takes hours on a GPU).
 
     Returns {"vgg": {(norm, lr): {seed: run}}, "dln": {(norm, lr): {seed: run}}}.
     """
@@ -191,7 +192,7 @@ def run_figures(figures, scale: Scale, seeds=None, device="cpu") -> dict:
     plan = {"vgg": {}, "dln": {}}  # (norm, lr) -> {"trace": set, "ics": set, "probe": bool}
     for f in figures:
         spec = FIGURES[f]
-        for family in ("vgg", "dln"):
+        for family in families:
             for key in spec.get(family, []):
                 p = plan[family].setdefault(key, {"trace": set(), "ics": set(), "probe": False})
                 p["probe"] |= spec.get("probe", False)
@@ -223,6 +224,8 @@ def main(argv=None) -> None:
     ap.add_argument("--seeds", type=int, nargs="+", help="default: the scale's seeds")
     ap.add_argument("--steps", type=int, help="override the VGG and DLN step counts (a smoke test)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--family", nargs="+", default=["vgg", "dln"], choices=["vgg", "dln"],
+                    help="run only the VGG or only the deep linear network runs of these figures")
     ap.add_argument("--out", default="results", help="folder for the result file (default: results)")
     args = ap.parse_args(argv)
     scale = SCALES[args.scale]
@@ -234,9 +237,12 @@ def main(argv=None) -> None:
                         probe_every=min(scale.probe_every, args.steps),
                         dln_measure_every=min(scale.dln_measure_every, args.steps))
     started = time.time()
-    out = run_figures(args.figure, scale, args.seeds, args.device)
+    families = [f for f in ("vgg", "dln") if f in args.family]
+    out = run_figures(args.figure, scale, args.seeds, args.device, families)
     name = f"santurkar_figs{'-'.join(map(str, args.figure))}_{scale.name}"
-    config = {"figures": args.figure, "scale": scale.to_dict(), "seeds": args.seeds or list(scale.seeds),
+    if len(families) == 1:
+        name += f"_{families[0]}"
+    config = {"figures": args.figure, "families": families, "scale": scale.to_dict(), "seeds": args.seeds or list(scale.seeds),
               "side_seeds": args.seeds or list(scale.side_seeds)}
     path = results.save(f"{args.out}/{name}.json", name, config, _json_keys(out), started, args.device)
     print(f"wrote {path} ({time.time() - started:.0f} s)")

@@ -29,3 +29,12 @@ def test_foreign_file_is_rejected(tmp_path):
     (tmp_path / "x.json").write_text('{"a": 1}')
     with pytest.raises(ValueError, match="missing"):
         results.load(tmp_path / "x.json")
+
+
+def test_floats_keep_float32_precision_and_the_file_stays_compact(tmp_path):
+    x = torch.linspace(0, 1, 1000)  # float32 values with long float64 reprs
+    path = results.save(tmp_path / "big.json", "big", {}, {"x": x, "y": 38896.12109375}, started=0.0)
+    back = results.load(path)["result"]
+    assert torch.equal(torch.tensor(back["x"], dtype=torch.float32), x)  # exact in float32
+    assert back["y"] == 38896.1211  # 9 significant digits
+    assert len(path.read_text().splitlines()) == 6  # {, 4 keys, }: one line per top-level key

@@ -246,8 +246,8 @@ def test_run_vgg_on_toy_tensors(monkeypatch):
 def test_main_overrides_the_steps_and_names_the_file(monkeypatch, tmp_path, capsys):
     seen = {}
 
-    def fake_run_figures(figures, scale, seeds=None, device="cpu"):
-        seen.update(figures=figures, scale=scale, seeds=seeds, device=device)
+    def fake_run_figures(figures, scale, seeds=None, device="cpu", families=("vgg", "dln")):
+        seen.update(figures=figures, scale=scale, seeds=seeds, device=device, families=families)
         return {"vgg": {("bn", 0.1): {0: {"loss": torch.tensor([1.0, 0.5])}}}, "dln": {("none", 1e-6): {0: {}}}}
 
     monkeypatch.setattr(santurkar, "run_figures", fake_run_figures)
@@ -261,7 +261,8 @@ def test_main_overrides_the_steps_and_names_the_file(monkeypatch, tmp_path, caps
     path = tmp_path / "santurkar_figs1-3_quick-steps5.json"
     assert f"wrote {path}" in capsys.readouterr().out
     blob = results.load(path)
-    assert blob["config"] == {"figures": [1, 3], "scale": s.to_dict() | {
+    assert seen["families"] == ["vgg", "dln"]
+    assert blob["config"] == {"figures": [1, 3], "families": ["vgg", "dln"], "scale": s.to_dict() | {
         k: list(v) for k, v in s.to_dict().items() if isinstance(v, tuple)}, "seeds": list(QUICK.seeds),
         "side_seeds": list(QUICK.side_seeds)}
     assert blob["result"] == {"vgg": {"bn@0.1": {"0": {"loss": [1.0, 0.5]}}}, "dln": {"none@1e-06": {"0": {}}}}
@@ -270,6 +271,16 @@ def test_main_overrides_the_steps_and_names_the_file(monkeypatch, tmp_path, caps
     assert seen["scale"].eval_every == QUICK.eval_every and seen["scale"].dln_steps == 1000
     assert seen["seeds"] == [4]
     assert results.load(tmp_path / "santurkar_figs2_quick-steps1000.json")["config"]["seeds"] == [4]
+    # --family dln: only the deep linear network runs, and the file says so in its name
+    santurkar.main(["--scale", "quick", "--steps", "5", "--figure", "3", "--family", "dln", "--out", str(tmp_path)])
+    assert seen["families"] == ["dln"]
+    assert results.load(tmp_path / "santurkar_figs3_quick-steps5_dln.json")["config"]["families"] == ["dln"]
+
+
+def test_run_figures_can_leave_out_a_family():
+    out = santurkar.run_figures([3], replace(QUICK, dln_steps=3, dln_measure_every=1), seeds=[0], families=["dln"])
+    assert out["vgg"] == {} and set(out["dln"]) == {("none", 1e-6), ("bn", 1e-6), ("none", 1e-7), ("bn", 1e-7)}
+    assert all(len(r[0]["loss"]) == 3 for r in out["dln"].values())
 
 
 def test_main_rejects_unknown_figures_and_scales(capsys):
