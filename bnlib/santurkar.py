@@ -217,6 +217,19 @@ def _json_keys(out: dict) -> dict:
     return {fam: {f"{n}@{lr:g}": runs for (n, lr), runs in d.items()} for fam, d in out.items()}
 
 
+def load(path) -> tuple[dict, dict]:
+    """A result file of ``main`` back as (out, blob): ``out`` as ``run_figures`` returns it,
+    {"vgg": {(norm, lr): {seed: run}}, "dln": ...}, and ``blob`` with its config and provenance."""
+    blob = results.load(path)
+    out = {}
+    for family, runs in blob["result"].items():
+        out[family] = {}
+        for key, by_seed in runs.items():
+            norm, lr = key.rsplit("@", 1)  # "bn@1e-06" -> ("bn", 1e-06)
+            out[family][norm, float(lr)] = {int(seed): run for seed, run in by_seed.items()}
+    return out, blob
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(prog="python -m bnlib.santurkar", description=__doc__.split("\n\n")[0])
     ap.add_argument("--figure", type=int, nargs="+", default=sorted(FIGURES), choices=sorted(FIGURES))

@@ -275,6 +275,10 @@ def test_main_overrides_the_steps_and_names_the_file(monkeypatch, tmp_path, caps
     santurkar.main(["--scale", "quick", "--steps", "5", "--figure", "3", "--family", "dln", "--out", str(tmp_path)])
     assert seen["families"] == ["dln"]
     assert results.load(tmp_path / "santurkar_figs3_quick-steps5_dln.json")["config"]["families"] == ["dln"]
+    # ... and load gives back run_figures' keys: (norm, lr) tuples and integer seeds
+    out, blob = santurkar.load(tmp_path / "santurkar_figs3_quick-steps5_dln.json")
+    assert out == {"vgg": {("bn", 0.1): {0: {"loss": [1.0, 0.5]}}}, "dln": {("none", 1e-6): {0: {}}}}
+    assert blob["config"]["families"] == ["dln"] and "git_commit" in blob["provenance"]
 
 
 def test_run_figures_can_leave_out_a_family():
