@@ -3,7 +3,8 @@
 - Only notebooks listed in _toc.yml are collected (tests/test_book.py checks that every
   listed notebook lives under a test path and carries stored outputs).
 - Kernels see the environment the stored outputs were made in: progress bars off, a fixed
-  hash seed, and the offline data folder ../shared/data when BNLIB_DATA is not set.
+  hash seed, CPU kernels capped at AVX2 so that every x86-64 machine rounds alike
+  (tools/kernel_env.py), and the offline data folder ../shared/data when BNLIB_DATA is not set.
 - The terminal summary prints each chapter's execution time.
 """
 from __future__ import annotations
@@ -15,14 +16,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
+from tools import kernel_env  # noqa: E402
 from tools.book import toc_notebooks  # noqa: E402
 
-os.environ["BNLIB_PROGRESS"] = "0"
-os.environ.setdefault("PYTHONHASHSEED", "0")
-os.environ.pop("MPLBACKEND", None)
-_shared = ROOT.parent / "shared" / "data"
-if not os.environ.get("BNLIB_DATA") and _shared.is_dir():
-    os.environ["BNLIB_DATA"] = str(_shared.resolve())
+kernel_env.apply(ROOT)  # before any kernel starts: they inherit it
 
 _IN_TOC = set(toc_notebooks(ROOT))
 _chapter_seconds: dict[str, float] = defaultdict(float)

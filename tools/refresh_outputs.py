@@ -5,7 +5,7 @@
 
 Stored outputs are what `python -m pytest` (nbval) compares against, so produce them on the
 machine type CI uses (2-core x86-64 CPU), with the environment nbval's kernels get: progress
-bars off, PYTHONHASHSEED=0, the torch threads bnlib.setup sets (1 unless a chapter asks for 2), data from BNLIB_DATA or, when that
+bars off, PYTHONHASHSEED=0, CPU kernels capped at AVX2 (tools/kernel_env.py), the torch threads bnlib.setup sets (1 unless a chapter asks for 2), data from BNLIB_DATA or, when that
 is unset, ../shared/data.
 """
 from __future__ import annotations
@@ -21,6 +21,7 @@ from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from tools import kernel_env  # noqa: E402
 from tools.book import toc_notebooks  # noqa: E402
 
 KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
@@ -47,12 +48,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("notebooks", nargs="*", type=Path)
     args = parser.parse_args()
-    os.environ["BNLIB_PROGRESS"] = "0"
-    os.environ["PYTHONHASHSEED"] = "0"
-    os.environ.pop("MPLBACKEND", None)
-    shared = ROOT.parent / "shared" / "data"
-    if not os.environ.get("BNLIB_DATA") and shared.is_dir():
-        os.environ["BNLIB_DATA"] = str(shared.resolve())
+    kernel_env.apply(ROOT)
     paths = [p.resolve() for p in args.notebooks] or toc_notebooks(ROOT)
     for path in paths:
         seconds = refresh(path)
