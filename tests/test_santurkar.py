@@ -321,3 +321,18 @@ def test_cli_end_to_end(tmp_path):
         labels = {f"#{k}" for k in QUICK.fig2_layers}
         assert set(run["trace"]) == (labels if key == "none@0.1" else labels | {f"{k} pre-norm" for k in labels})
         assert run["trace"]["#1"]["steps"] == [1, 2] and len(run["trace"]["#1"]["values"]) == 2
+
+
+def test_cli_paper_scale_dln_end_to_end(tmp_path):
+    # the paper-scale command itself (its DLN part needs no data), at 3 steps
+    env = dict(os.environ, BNLIB_PROGRESS="0", OMP_NUM_THREADS="1")
+    done = subprocess.run([sys.executable, "-m", "bnlib.santurkar", "--scale", "paper", "--steps", "3", "--family", "dln",
+                           "--figure", "3", "10", "--out", str(tmp_path), "--device", "cpu"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    out, blob = santurkar.load(tmp_path / "santurkar_figs3-10_paper-steps3_dln.json")
+    assert blob["config"]["scale"]["dln_steps"] == 3 and blob["config"]["families"] == ["dln"]
+    assert out["vgg"] == {} and set(out["dln"][("bn", 1e-6)]) == {0, 1, 2}  # the paper's three seeds
+    run = out["dln"][("bn", 1e-6)][0]
+    assert len(run["loss"]) == 3 and run["probe"]["steps"] == [1, 3] and run["ics"]["steps"] == [1, 3]
+    assert len(run["probe"]["eta"]) == len(santurkar.SCALES["paper"].dln_etas)
