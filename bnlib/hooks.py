@@ -253,7 +253,8 @@ class ActivationTrace:
         self.var[name].append(v.var(unbiased=False).item())
         n = len(self.mean[name])
         if n % self.every == 0 or n == 1:
-            idx = torch.arange(min(self.samples, len(v))) * len(v) // min(self.samples, len(v))  # evenly spread
+            k = min(self.samples, len(v))
+            idx = torch.arange(k) * len(v) // k  # k indices evenly spread over the len(v) values
             self.steps[name].append(n)
             self._values[name].append(v[idx].float())
 

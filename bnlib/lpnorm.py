@@ -31,13 +31,14 @@ import math
 import torch
 from torch import nn
 
+from .layers import LOW_PRECISION, _dims_and_shape  # float32 statistics for half input; reduction dims
+
 PS = (1.0, 2.0, math.inf)
-LOW_PRECISION = (torch.float16, torch.bfloat16)  # statistics for these are computed in float32
 
 
 def lp_stats(x: torch.Tensor, p: float, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
     """(mu, n_p) per channel, each (C,), over every dim but 1 of x (N, C, *); differentiable."""
-    dims = [0, *range(2, x.dim())]  # (N, C) -> [0]; (N, C, L) -> [0, 2]; (N, C, H, W) -> [0, 2, 3]
+    dims, _ = _dims_and_shape(x)
     mu = x.mean(dims)
     if p == math.inf:
         norm = x.abs().amax(dims) + eps  # max_b |x_b| + eps
@@ -131,7 +132,7 @@ class _LpNormBase(nn.Module):
                              "to normalize with the running statistics")
         compute_dtype = torch.float32 if x.dtype in LOW_PRECISION else x.dtype
         xc = x.to(compute_dtype)
-        shape = [1, -1] + [1] * (x.dim() - 2)  # (C,) -> (1, C, 1, ...)
+        _, shape = _dims_and_shape(x)  # (C,) -> (1, C, 1, ...)
         if batch_stats:
             mu, norm = self.batch_stats(xc)  # (C,), (C,)
             if self.training and self.running_mean is not None:
