@@ -3,8 +3,11 @@
 - Only notebooks listed in _toc.yml are collected (tests/test_book.py checks that every
   listed notebook lives under a test path and carries stored outputs).
 - Kernels see the environment the stored outputs were made in: progress bars off, a fixed
-  hash seed, CPU kernels capped at AVX2 so that every x86-64 machine rounds alike
-  (tools/kernel_env.py), and the offline data folder ../shared/data when BNLIB_DATA is not set.
+  hash seed, the offline data folder ../shared/data when BNLIB_DATA is not set, and the numeric
+  environment named by BNLIB_NUMERICS (tools/kernel_env.py; "native" unless set; CI runs the
+  chapters a second time with BNLIB_NUMERICS=perturbed).
+- nbval compares floating-point numbers within each cell's measured tolerance
+  (tools/nbval_numeric.py) and everything else exactly.
 - The terminal summary prints each chapter's execution time.
 """
 from __future__ import annotations
@@ -21,13 +24,17 @@ from tools.book import toc_notebooks  # noqa: E402
 
 kernel_env.apply(ROOT)  # before any kernel starts: they inherit it
 
+pytest_plugins = ["tools.nbval_numeric"]
+
 _IN_TOC = set(toc_notebooks(ROOT))
 _chapter_seconds: dict[str, float] = defaultdict(float)
 
 
 def pytest_report_header(config):
     return [f"bnlib data: BNLIB_DATA={os.environ.get('BNLIB_DATA', '<unset>')}",
-            f"chapters from _toc.yml: {len(_IN_TOC)}"]
+            f"chapters from _toc.yml: {len(_IN_TOC)}",
+            f"numerics: BNLIB_NUMERICS={os.environ.get('BNLIB_NUMERICS') or 'native'} "
+            f"{kernel_env.numerics()}"]
 
 
 def pytest_ignore_collect(collection_path, config):
@@ -53,7 +60,8 @@ def pytest_runtest_logreport(report):
 def pytest_terminal_summary(terminalreporter):
     if not _chapter_seconds:
         return
-    terminalreporter.section("chapter execution time")
+    numerics = os.environ.get("BNLIB_NUMERICS") or "native"
+    terminalreporter.section(f"chapter execution time (numerics: {numerics})")
     for path, seconds in sorted(_chapter_seconds.items()):
         terminalreporter.write_line(f"{seconds:7.1f} s  {path}")
     terminalreporter.write_line(f"{sum(_chapter_seconds.values()):7.1f} s  total")
