@@ -4,7 +4,7 @@ Every chapter starts with ``bnlib.setup()``; what a chapter builds in the open a
 then reuses lives here, tested against PyTorch.
 
 Modules (import them explicitly: ``from bnlib import data``):
-    utils    setup(), seed_everything(), progress(), rel_error()
+    utils    setup(), seed_everything(), progress(), rel_error(), below()
     data     CIFAR-10 and Fashion-MNIST, offline first, cached as tensors
     train    TrainConfig, fit() -> History, evaluate(): a plain loop
     plot     figure helpers that take data and an optional ``ax``
@@ -17,7 +17,7 @@ Short names used throughout: x (input), y (output or label), lr (learning rate),
 eps (epsilon), bn (batch normalization), ics (internal covariate shift),
 N/C/H/W (batch, channels, height, width), d<name> (dL/d<name>).
 """
-from .utils import setup, seed_everything, progress, rel_error
+from .utils import below, setup, seed_everything, progress, rel_error
 
 __version__ = "0.1.0"
-__all__ = ["setup", "seed_everything", "progress", "rel_error", "__version__"]
+__all__ = ["setup", "seed_everything", "progress", "rel_error", "below", "__version__"]

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import argparse
 import functools
+import multiprocessing
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, replace
 
 import torch
@@ -54,8 +56,10 @@ class Scale:
     probe_every: int = 25           # landscape probes (1 + len(etas) forward/backward passes) every this many
     vgg_etas: tuple = (0.5, 1.4, 4)             # step sizes along -g, times lr (paper: [1/2, 4] x lr)
     dln_etas: tuple = (0.01, 0.1, 1, 10, 30)    # paper: [1/100, 30] x lr
-    seeds: tuple = (0, 1, 2)        # runs at the main learning rate (VGG 0.1, DLN 1e-6)
-    side_seeds: tuple = (0, 1)      # runs at the other learning rates (VGG 0.5 and 0.01, DLN 1e-7)
+    seeds: tuple = (0, 1, 2)        # VGG runs at the main learning rate (0.1)
+    side_seeds: tuple = (0, 1)      # VGG runs at the other learning rates (0.5 and 0.01)
+    dln_seeds: tuple = tuple(range(10))     # DLN runs without and with BN (cheap: seconds each)
+    dln_side_seeds: tuple = (0, 1, 2)       # DLN runs with the l_p normalizations (slower: 6 s each)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -66,7 +70,8 @@ SCALES = {
     "paper": Scale("paper", cifar="full", image_size=32, vgg="vgg16", fc_width=512, steps=15_000, batch_size=128,
                    eval_every=500, measure_every=100, ics_every=100, fig1_layers=(3, 11), fig2_layers=(2, 9, 13),
                    fig3_layers=(5, 10), dln_steps=10_000, dln_measure_every=100, seeds=(0, 1, 2),
-                   side_seeds=(0, 1, 2), fig6_layers=(11,), probe_every=100,
+                   side_seeds=(0, 1, 2), dln_seeds=(0, 1, 2), dln_side_seeds=(0, 1, 2), fig6_layers=(11,),
+                   probe_every=100,
                    vgg_etas=(0.5, 0.75, 1, 1.5, 2, 3, 4), dln_etas=(0.01, 0.03, 0.1, 0.3, 1, 3, 10, 30)),
 }
 
@@ -176,11 +181,14 @@ MAIN_LR = {"vgg": 0.1, "dln": 1e-6}
 MAIN_NORMS = ("none", "bn", "noisy_bn")  # at the main learning rate these get the main seeds
 
 
-def run_figures(figures, scale: Scale, seeds=None, device="cpu", families=("vgg", "dln")) -> dict:
-    """Every run the given figures need, once each: standard, BN and noisy BN at the main learning
-    rate over ``seeds`` (default ``scale.seeds``); other learning rates and the l_p normalizations
-    over ``scale.side_seeds`` (default) or ``seeds``. ``families`` picks the VGG runs, the DLN runs or
-    both (the DLN at paper scale takes minutes on a CPU; the VGG takes hours on a GPU).
+def run_figures(figures, scale: Scale, seeds=None, device="cpu", families=("vgg", "dln"), workers: int = 1) -> dict:
+    """Every run the given figures need, once each. VGG: standard, BN and noisy BN at the main
+    learning rate over ``scale.seeds``, other learning rates and the l_p normalizations over
+    ``scale.side_seeds``. DLN: standard and BN over ``scale.dln_seeds``, the l_p normalizations over
+    ``scale.dln_side_seeds``. ``seeds`` replaces all four. ``families`` picks the VGG runs, the DLN runs or
+    both (the DLN at paper scale takes minutes on a CPU; the VGG takes hours on a GPU). ``workers`` > 1
+    spreads the runs over that many processes of one thread each: every run seeds its own generators,
+    so the results are those of ``workers=1``.
 
     Returns {"vgg": {(norm, lr): {seed: run}}, "dln": {(norm, lr): {seed: run}}}.
     """
@@ -189,6 +197,8 @@ def run_figures(figures, scale: Scale, seeds=None, device="cpu", families=("vgg"
         raise ValueError(f"expected figures from {sorted(FIGURES)} (got {unknown})")
     main = tuple(scale.seeds if seeds is None else seeds)
     side = tuple(scale.side_seeds if seeds is None else seeds)
+    dln_main = tuple(scale.dln_seeds if seeds is None else seeds)
+    dln_side = tuple(scale.dln_side_seeds if seeds is None else seeds)
     plan = {"vgg": {}, "dln": {}}  # (norm, lr) -> {"trace": set, "ics": set, "probe": bool}
     for f in figures:
         spec = FIGURES[f]
@@ -200,16 +210,34 @@ def run_figures(figures, scale: Scale, seeds=None, device="cpu", families=("vgg"
                     p["trace"] |= set(getattr(scale, spec["trace"]))
                 if "ics" in spec:
                     p["ics"] |= set(getattr(scale, spec["ics"]) if family == "vgg" else scale.dln_layers)
-    out = {"vgg": {}, "dln": {}}
+    jobs = []  # (family, norm, lr, seed, positional arguments after the scale, probe)
     for (norm, lr), p in plan["vgg"].items():
-        seeds = main if lr == MAIN_LR["vgg"] and norm in MAIN_NORMS else side
-        out["vgg"][norm, lr] = {s: run_vgg(norm, lr, s, scale, sorted(p["trace"]), sorted(p["ics"]), device,
-                                           probe=p["probe"]) for s in seeds}
+        vgg_seeds = main if lr == MAIN_LR["vgg"] and norm in MAIN_NORMS else side
+        jobs += [("vgg", norm, lr, s, (sorted(p["trace"]), sorted(p["ics"]), device), p["probe"]) for s in vgg_seeds]
     for (norm, lr), p in plan["dln"].items():
-        seeds = main if lr == MAIN_LR["dln"] and norm in MAIN_NORMS else side
-        out["dln"][norm, lr] = {s: run_dln(norm, lr, s, scale, sorted(p["ics"]), device, probe=p["probe"])
-                                for s in seeds}
+        dln_seeds = dln_main if norm in MAIN_NORMS else dln_side
+        jobs += [("dln", norm, lr, s, (sorted(p["ics"]), device), p["probe"]) for s in dln_seeds]
+    if workers > 1:
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_one_thread) as pool:
+            runs = list(pool.map(_run_job, jobs, [scale] * len(jobs)))
+    else:
+        runs = [_run_job(job, scale) for job in jobs]
+    out = {"vgg": {}, "dln": {}}
+    for (family, norm, lr, seed, _, _), run in zip(jobs, runs):
+        out[family].setdefault((norm, lr), {})[seed] = run
     return out
+
+
+def _run_job(job, scale: Scale) -> dict:
+    family, norm, lr, seed, args, probe = job
+    return (run_vgg if family == "vgg" else run_dln)(norm, lr, seed, scale, *args, probe=probe)
+
+
+def _one_thread() -> None:
+    """A worker process computes as a chapter kernel does: one thread, deterministic algorithms."""
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
 
 
 def _json_keys(out: dict) -> dict:
@@ -256,7 +284,8 @@ def main(argv=None) -> None:
     if len(families) == 1:
         name += f"_{families[0]}"
     config = {"figures": args.figure, "families": families, "scale": scale.to_dict(), "seeds": args.seeds or list(scale.seeds),
-              "side_seeds": args.seeds or list(scale.side_seeds)}
+              "side_seeds": args.seeds or list(scale.side_seeds), "dln_seeds": args.seeds or list(scale.dln_seeds),
+              "dln_side_seeds": args.seeds or list(scale.dln_side_seeds)}
     path = results.save(f"{args.out}/{name}.json", name, config, _json_keys(out), started, args.device)
     print(f"wrote {path} ({time.time() - started:.0f} s)")
 

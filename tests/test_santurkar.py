@@ -102,13 +102,15 @@ def test_figures_1_2_3_run_each_norm_and_lr_once(recorded):
     assert sorted(vgg, key=str) == sorted([("none", 0.1), ("bn", 0.1), ("none", 0.5), ("bn", 0.5),
                                            ("noisy_bn", 0.1), ("none", 0.01), ("bn", 0.01)], key=str)
     assert sorted(dln, key=str) == sorted([("none", 1e-6), ("bn", 1e-6), ("none", 1e-7), ("bn", 1e-7)], key=str)
-    # seeds: the main learning rate with none/bn/noisy BN gets scale.seeds, everything else side_seeds
+    # seeds: VGG at the main learning rate with none/bn/noisy BN gets scale.seeds, everything else
+    # side_seeds; the DLN without and with BN gets dln_seeds at every learning rate
     for (norm, lr), runs in vgg.items():
         want = QUICK.seeds if lr == 0.1 else QUICK.side_seeds
         assert [c["seed"] for c in runs] == list(want), (norm, lr)
     for (norm, lr), runs in dln.items():
-        assert [c["seed"] for c in runs] == list(QUICK.seeds if lr == 1e-6 else QUICK.side_seeds), (norm, lr)
-    assert len(recorded["vgg"]) == 3 * 3 + 4 * 2 and len(recorded["dln"]) == 2 * 3 + 2 * 2
+        assert [c["seed"] for c in runs] == list(QUICK.dln_seeds), (norm, lr)
+    assert len(QUICK.dln_seeds) >= 10  # claims about the cheap DLN runs are made over 10 seeds or more
+    assert len(recorded["vgg"]) == 3 * 3 + 4 * 2 and len(recorded["dln"]) == 4 * len(QUICK.dln_seeds)
     # trace layers: the union over the figures that use the run; ICS: the Fig 3 layers
     fig1, fig2, fig3 = set(QUICK.fig1_layers), set(QUICK.fig2_layers), set(QUICK.fig3_layers)
     want_trace = {("none", 0.1): fig1 | fig2, ("bn", 0.1): fig1 | fig2, ("none", 0.5): fig1, ("bn", 0.5): fig1,
@@ -124,7 +126,7 @@ def test_figures_1_2_3_run_each_norm_and_lr_once(recorded):
     # the result: {family: {(norm, lr): {seed: run}}}
     assert set(out) == {"vgg", "dln"} and set(out["vgg"]) == set(vgg) and set(out["dln"]) == set(dln)
     assert out["vgg"]["noisy_bn", 0.1] == {s: ("vgg", "noisy_bn", 0.1, s) for s in QUICK.seeds}
-    assert out["dln"]["bn", 1e-7] == {s: ("dln", "bn", 1e-7, s) for s in QUICK.side_seeds}
+    assert out["dln"]["bn", 1e-7] == {s: ("dln", "bn", 1e-7, s) for s in QUICK.dln_seeds}
 
 
 def test_explicit_seeds_apply_to_every_run(recorded):
@@ -140,7 +142,7 @@ def test_probes_and_lp_norms(recorded):
     assert not any(c["probe"] for c in recorded["dln"])
     for norm in ("l1", "l2", "linf"):  # l_p normalizations at the main lr: the side seeds
         assert [c["seed"] for c in vgg[norm, 0.1]] == list(QUICK.side_seeds)
-        assert [c["seed"] for c in dln[norm, 1e-6]] == list(QUICK.side_seeds)
+        assert [c["seed"] for c in dln[norm, 1e-6]] == list(QUICK.dln_side_seeds)
         assert vgg[norm, 0.1][0]["trace"] == [] and dln[norm, 1e-6][0]["ics"] == []
     assert vgg["none", 0.5][0]["probe"] is False and vgg["none", 0.5][0]["trace"] == sorted(QUICK.fig1_layers)
 
@@ -264,7 +266,8 @@ def test_main_overrides_the_steps_and_names_the_file(monkeypatch, tmp_path, caps
     assert seen["families"] == ["vgg", "dln"]
     assert blob["config"] == {"figures": [1, 3], "families": ["vgg", "dln"], "scale": s.to_dict() | {
         k: list(v) for k, v in s.to_dict().items() if isinstance(v, tuple)}, "seeds": list(QUICK.seeds),
-        "side_seeds": list(QUICK.side_seeds)}
+        "side_seeds": list(QUICK.side_seeds), "dln_seeds": list(QUICK.dln_seeds),
+        "dln_side_seeds": list(QUICK.dln_side_seeds)}
     assert blob["result"] == {"vgg": {"bn@0.1": {"0": {"loss": [1.0, 0.5]}}}, "dln": {"none@1e-06": {"0": {}}}}
     # a long run keeps the scale's measurement intervals
     santurkar.main(["--scale", "quick", "--steps", "1000", "--figure", "2", "--out", str(tmp_path), "--seeds", "4"])
@@ -336,3 +339,18 @@ def test_cli_paper_scale_dln_end_to_end(tmp_path):
     run = out["dln"][("bn", 1e-6)][0]
     assert len(run["loss"]) == 3 and run["probe"]["steps"] == [1, 3] and run["ics"]["steps"] == [1, 3]
     assert len(run["probe"]["eta"]) == len(santurkar.SCALES["paper"].dln_etas)
+
+
+@pytest.mark.slow
+def test_worker_processes_give_the_results_of_one_process():
+    tiny = replace(QUICK, steps=3, eval_every=3, measure_every=1, ics_every=1, probe_every=1, dln_steps=3,
+                   dln_measure_every=1)
+    one = santurkar.run_figures([3, 10], tiny, seeds=[0, 1])
+    two = santurkar.run_figures([3, 10], tiny, seeds=[0, 1], workers=2)
+    assert one.keys() == two.keys() and all(one[f].keys() == two[f].keys() for f in one)
+    for family in one:
+        for key, runs in one[family].items():
+            for seed, run in runs.items():
+                other = two[family][key][seed]
+                assert run["loss"] == other["loss"], (family, key, seed)
+                assert run["ics"] == other["ics"] and run["probe"] == other["probe"], (family, key, seed)

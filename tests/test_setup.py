@@ -4,6 +4,7 @@ import warnings
 import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
+import pytest
 import torch
 
 import bnlib
@@ -47,3 +48,15 @@ def test_hangul_renders_without_missing_glyphs():
 def test_rel_error():
     assert bnlib.rel_error([1.0, 2.0], [1.0, 2.0]) == 0.0
     assert abs(bnlib.rel_error([1.0], [1.0 + 1e-6]) - 5e-7) < 1e-12
+
+
+def test_below_prints_the_bound_and_checks_it():
+    import math
+
+    from bnlib import below
+
+    assert below(4.4e-16, 1e-12) == "< 1e-12" and below(-4.3e-13, 1e-12) == "< 1e-12"
+    with pytest.raises(AssertionError, match=r"expected a value below 1e-12 \(got 2e-12\)"):
+        below(2e-12, 1e-12)
+    with pytest.raises(AssertionError, match="got nan"):
+        below(math.nan, 1.0)

@@ -80,10 +80,13 @@ SKIP = ("metadata", "traceback", "prompt_number", "output_type", "name", "execut
 
 def compare_cell(stored_outputs, new_outputs, sanitize) -> tuple[list[tuple[float, float]], list[str]]:
     """-> ([(|stored|, |move|) for every number beyond its last digit], [structural differences])."""
-    from nbval.plugin import transform_streams_for_comparison
+    from nbval.plugin import coalesce_streams, transform_streams_for_comparison
 
-    s = flatten(transform_streams_for_comparison(copy.deepcopy(stored_outputs)), sanitize, SKIP)
-    n = flatten(transform_streams_for_comparison(copy.deepcopy(new_outputs)), sanitize, SKIP)
+    def prepare(outputs):  # what nbval does before comparing: streams merged, keyed by name
+        return transform_streams_for_comparison(coalesce_streams(copy.deepcopy(outputs)))
+
+    s = flatten(prepare(stored_outputs), sanitize, SKIP)
+    n = flatten(prepare(new_outputs), sanitize, SKIP)
     moves, problems = [], []
     if set(s) != set(n):
         return [], [f"output fields: stored {sorted(s)}, new {sorted(n)}"]
@@ -142,6 +145,10 @@ def measure(path: Path, envs, jobs: int, margin: float, write: bool) -> int:
     for i, cell in enumerate(code):
         moves, problems = [], []
         for env, outputs, _ in runs:
+            stored_error = any(o.output_type == "error" for o in cell.outputs)
+            for o in outputs[i]:
+                if o.output_type == "error" and not stored_error:
+                    problems.append(f"[{env}] ERROR {o.ename}: {o.evalue[:200]}")
             m, p = compare_cell(cell.outputs, outputs[i], sanitize)
             moves += m
             problems += [f"[{env}] {x}" for x in p]
