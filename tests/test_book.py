@@ -72,3 +72,20 @@ def test_a_changed_stored_output_fails_nbval(tmp_path):
         cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert run.returncode == 1, run.stdout[-2000:]
     assert "9.9.9" in run.stdout and "1 failed" in run.stdout
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_only_timing_cells_are_hidden_from_nbval(path):
+    """nbval compares every output except timings (numbers within measured tolerances otherwise)."""
+    for c in read_notebook(path)["cells"]:
+        if c["cell_type"] == "code" and "nbval-ignore-output" in cell_tags(c):
+            assert re.search(r"time|perf_counter|speed", cell_source(c)), cell_source(c)[:200]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_every_tolerance_rests_on_a_measurement(path):
+    for c in read_notebook(path)["cells"]:
+        spec = c.get("metadata", {}).get("tolerance")
+        if spec is not None:
+            assert set(spec) <= {"rtol", "atol", "basis"} and spec.get("basis", "").startswith("measured"), spec
+            assert all(0 <= spec.get(k, 0) <= 1 for k in ("rtol",)), spec  # rtol above 1 would compare nothing

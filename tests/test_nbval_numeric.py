@@ -76,9 +76,9 @@ def test_tolerance_metadata_is_checked():
 
 
 def test_suggested_tolerances_are_measured_moves_times_the_margin_rounded_up():
-    assert nice_ceil(0.0031) == 0.005 and nice_ceil(0.01) == 0.01 and nice_ceil(0.011) == 0.02
+    assert nice_ceil(0.0031) == 0.0031 and nice_ceil(0.01) == 0.01 and nice_ceil(0.01234) == 0.013
     tol = suggest([(0.881, 0.044), (2.0, 0.01), (0.001, 0.004)], margin=3)
-    assert tol == Tolerance(rtol=0.2, atol=0.02)  # 3 x 5 % -> 0.2; 3 x 0.004 (near zero) -> 0.02
+    assert tol == Tolerance(rtol=0.15, atol=0.012)  # 3 x 4.99 % -> 0.15; 3 x 0.004 (near zero) -> 0.012
 
 
 def _notebook(tmp_path, stored: str, printed: str, tolerance=None):

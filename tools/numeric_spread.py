@@ -12,7 +12,7 @@ one unit of their last printed digit needs nothing. For the others the tool sugg
     rtol = margin * (largest relative move among the numbers that moved less than 25 %)
     atol = margin * (largest absolute move among the rest, i.e. values near zero)
 
-rounded up to 1, 2 or 5 times a power of ten, and with --write stores it in the cell's metadata
+rounded up to two significant digits, and with --write stores it in the cell's metadata
 (`tolerance`, with the measurement it rests on; an existing tolerance is only ever widened, so
 measurements from several machines add up). Differences that are not numbers (a word, an
 integer, the count of numbers) are listed: those cells must be fixed in the notebook, usually by
@@ -108,14 +108,11 @@ def compare_cell(stored_outputs, new_outputs, sanitize) -> tuple[list[tuple[floa
 
 
 def nice_ceil(x: float) -> float:
-    """Round up to 1, 2 or 5 times a power of ten."""
+    """Round up to two significant digits (0.0123 -> 0.013), so a margin stays a margin."""
     if x <= 0:
         return 0.0
-    k = math.floor(math.log10(x))
-    for m in (1, 2, 5, 10):
-        if m * 10 ** k >= x * (1 - 1e-12):
-            return float(f"{m * 10 ** k:.1e}")
-    return float(f"{10 ** (k + 1):.1e}")
+    unit = 10.0 ** (math.floor(math.log10(x)) - 1)
+    return float(f"{math.ceil(x / unit * (1 - 1e-12)) * unit:.2g}")
 
 
 def suggest(moves: list[tuple[float, float]], margin: float) -> Tolerance:
