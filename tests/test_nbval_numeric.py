@@ -14,8 +14,9 @@ EXACT = Tolerance()
 
 
 def test_floats_are_found_but_not_inside_words_or_integers():
-    parts, numbers = split_numbers("float32 v1.2 lr=0.1, [1. 2.5] 1e-05 step 300 end 0.5. 정확도 0.88로 -3.5")
-    assert numbers == ["0.1", "1.", "2.5", "1e-05", "0.5", "0.88", "-3.5"]
+    parts, numbers = split_numbers("float32 v1.2 lr=0.1, [1. 2.5] 1e-05 step 300 end 0.5. 정확도 0.88로 -3.5 "
+                                   "grew 2.005x 0.5xyz")
+    assert numbers == ["0.1", "1.", "2.5", "1e-05", "0.5", "0.88", "-3.5", "2.005"]
     assert "float32 v1.2 lr=" == parts[0] and "300" in "".join(parts)
 
 

@@ -25,11 +25,12 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 # A float literal: digits with a point or an exponent, or nan/inf, not glued to a word
-# ("float32", "v1.2") or to further digits. A sentence-ending "." is not part of the number.
+# ("float32", "v1.2") or to further digits. A sentence-ending "." is not part of the number,
+# nor is a multiplication sign written as x ("grew 2.005x").
 FLOAT = re.compile(
     r"(?<![A-Za-z0-9_.])"
     r"(?P<num>[-+]?(?:(?:\d+\.\d*|\.\d+)(?:[eE][-+]?\d+)?|\d+[eE][-+]?\d+|nan|inf))"
-    r"(?![A-Za-z0-9_])(?!\.\d)"
+    r"(?![A-Za-wyz0-9_]|x[A-Za-z0-9_])(?!\.\d)"
 )
 SPACES = re.compile(r"[ \t]+")
 
