@@ -94,7 +94,7 @@ def below(value, bound: float) -> str:
     from machine to machine; the bound does not. Raises AssertionError when ``|value|`` is not
     below ``bound``, so the printed claim is always true.
     """
-    v = float(value)
+    v = float(value.detach()) if torch.is_tensor(value) else float(value)
     if not abs(v) < bound:  # also catches nan
         raise AssertionError(f"expected a value below {bound:.0e} (got {v:.3g})")
     return f"< {bound:.0e}"

@@ -89,3 +89,12 @@ def test_every_tolerance_rests_on_a_measurement(path):
         if spec is not None:
             assert set(spec) <= {"rtol", "atol", "basis"} and spec.get("basis", "").startswith("measured"), spec
             assert all(0 <= spec.get(k, 0) <= 1 for k in ("rtol",)), spec  # rtol above 1 would compare nothing
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_no_stored_output_is_a_warning(path):
+    """A warning in the book is a bug to fix in the code (it also prints the clone's location)."""
+    for c in read_notebook(path)["cells"]:
+        for out in c.get("outputs", []):
+            text = "".join(out.get("text", "")) if out.get("output_type") == "stream" else ""
+            assert "Warning:" not in text, (cell_source(c)[:200], text[:300])

@@ -69,6 +69,12 @@ def test_nan_and_inf_compare_sensibly():
     assert compare_text("beta 1e300", "beta inf", Tolerance(rtol=0.5))
 
 
+def test_the_clones_location_in_a_warning_is_not_a_difference():
+    stored = "/work/main/bnlib/utils.py:97: UserWarning: x"
+    assert compare_text(stored, "/check/work/main/bnlib/utils.py:97: UserWarning: x", EXACT) is None
+    assert compare_text(stored, "/work/main/bnlib/layers.py:97: UserWarning: x", EXACT)
+
+
 def test_tolerance_metadata_is_checked():
     assert Tolerance.from_metadata({"tolerance": {"rtol": 0.02, "basis": "measured"}}) == Tolerance(0.02, 0)
     assert Tolerance.from_metadata({}) == EXACT

@@ -33,6 +33,9 @@ FLOAT = re.compile(
     r"(?![A-Za-wyz0-9_]|x[A-Za-z0-9_])(?!\.\d)"
 )
 SPACES = re.compile(r"[ \t]+")
+# An absolute path into this repository, as a warning prints it: the clone's location differs
+# between machines ("/work/main/bnlib/utils.py" here, "/check/work/main/bnlib/utils.py" in CI).
+REPO_PATH = re.compile(r"(?:/[^\s/'\"]+)+/(?=(?:bnlib|chapters|tools|tests)/)")
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,7 @@ def pair_numbers(stored: str, new: str) -> tuple[list[tuple[str, str]], str | No
 
 def compare_text(stored: str, new: str, tol: Tolerance) -> str | None:
     """None if `new` matches `stored`; otherwise a one-paragraph report of the first mismatch."""
+    stored, new = REPO_PATH.sub("<repo>/", stored), REPO_PATH.sub("<repo>/", new)
     if stored == new:
         return None
     pairs, why = pair_numbers(stored, new)

@@ -103,7 +103,10 @@ def compare_cell(stored_outputs, new_outputs, sanitize) -> tuple[list[tuple[floa
             for x, y in pairs:
                 if not numbers_match(x, y, Tolerance())[0]:
                     fx, fy = float(x), float(y)
-                    moves.append((abs(fx), abs(fx - fy) if math.isfinite(fx - fy) else math.inf))
+                    if not (math.isfinite(fx) and math.isfinite(fy)):
+                        problems.append(f"{key}: a number moved to or from inf/nan: stored {x}, new {y}")
+                        continue
+                    moves.append((abs(fx), abs(fx - fy)))
     return moves, problems
 
 
@@ -133,12 +136,24 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def measure(path: Path, envs, jobs: int, margin: float, write: bool) -> int:
+def save_runs(path: Path, runs, folder: Path) -> None:
+    """Each environment's executed notebook, to read what moved: FOLDER/<name>.<env>.ipynb."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for env, outputs, _ in runs:
+        nb = nbformat.read(path, as_version=4)
+        for cell, out in zip((c for c in nb.cells if c.cell_type == "code"), outputs):
+            cell.outputs = out
+        nbformat.write(nb, folder / f"{path.stem}.{env}.ipynb")
+
+
+def measure(path: Path, envs, jobs: int, margin: float, write: bool, save: Path | None = None) -> int:
     nb = nbformat.read(path, as_version=4)
     code = [c for c in nb.cells if c.cell_type == "code"]
     sanitize = _sanitizer()
     with ProcessPoolExecutor(max_workers=jobs) as pool:
         runs = list(pool.map(execute, [path] * len(envs), envs))
+    if save:
+        save_runs(path, runs, save)
     print(f"\n{path.relative_to(ROOT)}: " + ", ".join(f"{e} {s:.0f} s" for e, _, s in runs))
     n_problems = 0
     for i, cell in enumerate(code):
@@ -182,9 +197,10 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--margin", type=float, default=3.0)
     parser.add_argument("--write", action="store_true", help="store the tolerances in the notebooks")
+    parser.add_argument("--save", type=Path, metavar="FOLDER", help="also keep each executed notebook there")
     args = parser.parse_args()
     paths = [p.resolve() for p in args.notebooks] or toc_notebooks(ROOT)
-    problems = sum(measure(p, args.envs, args.jobs, args.margin, args.write) for p in paths)
+    problems = sum(measure(p, args.envs, args.jobs, args.margin, args.write, args.save) for p in paths)
     if problems:
         print(f"\n{problems} cell(s) differ in more than numbers: fix them in the notebooks")
     return 1 if problems else 0
