@@ -110,9 +110,10 @@ def numerical_gradient(f, x, dout, h=1e-5):
 
     CS231n's ``eval_numerical_gradient_array``. ``f(x)`` returns an array shaped like
     ``dout``; x is changed in place one entry at a time and restored. Use float64: the
-    O(h^2) truncation error and the rounding error ~ 1e-16 / h balance near h = 1e-5, where
-    relative errors of about 1e-8 or less mean the analytic gradient is right. In float32
-    the check is meaningless (relative errors of 1e-3 and worse), so this raises instead.
+    O(h^2) truncation error and the O(1e-16 / h) rounding error balance near h = 1e-5..1e-4
+    (for BN; measured in the BN algorithm chapter), where relative errors below 1e-8 (a rule
+    of thumb) mean the analytic gradient is right. In float32 the check is meaningless
+    (relative errors of 1e-3 and worse), so this raises instead.
 
     Inputs:
     - f: Function of x returning an array of dout's shape

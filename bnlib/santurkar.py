@@ -12,8 +12,9 @@ from one code path.
 
 One training run serves every figure that needs it: a run of (norm, lr) records the
 activation traces, moments and ICS of all the layers any requested figure plots.
-Settings: ``../shared/reference/papers.md`` §1.1–1.3; what we chose where the paper is silent
-is said in ``Scale`` and in the chapter.
+Settings: Santurkar, Tsipras, Ilyas and Madry, "How Does Batch Normalization Help Optimization?"
+(NeurIPS 2018, arXiv:1805.11604), Sections 2-3 and Appendix A; what we chose where the paper is
+silent is said in ``Scale`` and in the chapter.
 """
 from __future__ import annotations
 

@@ -9,12 +9,13 @@ perturbed, avx2, mixed by default; two at a time, one thread each) and every flo
 number of every cell is compared with the stored output. A cell whose numbers all stay within
 one unit of their last printed digit needs nothing. For the others the tool suggests
 
-    rtol = margin * (largest relative move among the numbers that moved less than 25 %)
+    rtol = margin * (largest relative move among the numbers that moved less than a third)
     atol = margin * (largest absolute move among the rest, i.e. values near zero)
 
 rounded up to two significant digits, and with --write stores it in the cell's metadata
 (`tolerance`, with the measurement it rests on; an existing tolerance is only ever widened, so
-measurements from several machines add up). Differences that are not numbers (a word, an
+measurements from several machines add up, unless --reset drops it first: use that after
+changing what a cell prints). Differences that are not numbers (a word, an
 integer, the count of numbers) are listed: those cells must be fixed in the notebook, usually by
 printing a rounding-level value as a bound.
 """
@@ -40,7 +41,9 @@ from tools.book import toc_notebooks  # noqa: E402
 from tools.nbval_numeric import Tolerance, flatten, numbers_match, pair_numbers  # noqa: E402
 
 DEFAULT_ENVS = ("native", "perturbed", "avx2", "mixed")
-RELATIVE_LIMIT = 0.25  # moves larger than this fraction of the value are treated as absolute
+# Moves larger than this fraction of the value are treated as absolute (values near zero, or a
+# sign flip); with the default margin of 3 the largest rtol suggested is then 1.
+RELATIVE_LIMIT = 1 / 3
 
 
 def execute(path: Path, env: str, timeout: int = 1800) -> tuple[str, list, float]:
@@ -146,9 +149,13 @@ def save_runs(path: Path, runs, folder: Path) -> None:
         nbformat.write(nb, folder / f"{path.stem}.{env}.ipynb")
 
 
-def measure(path: Path, envs, jobs: int, margin: float, write: bool, save: Path | None = None) -> int:
+def measure(path: Path, envs, jobs: int, margin: float, write: bool, save: Path | None = None,
+            reset: bool = False) -> int:
     nb = nbformat.read(path, as_version=4)
     code = [c for c in nb.cells if c.cell_type == "code"]
+    if reset:
+        for cell in code:
+            cell.metadata.pop("tolerance", None)
     sanitize = _sanitizer()
     with ProcessPoolExecutor(max_workers=jobs) as pool:
         runs = list(pool.map(execute, [path] * len(envs), envs))
@@ -198,9 +205,11 @@ def main() -> int:
     parser.add_argument("--margin", type=float, default=3.0)
     parser.add_argument("--write", action="store_true", help="store the tolerances in the notebooks")
     parser.add_argument("--save", type=Path, metavar="FOLDER", help="also keep each executed notebook there")
+    parser.add_argument("--reset", action="store_true",
+                        help="drop the stored tolerances first (after changing what cells print)")
     args = parser.parse_args()
     paths = [p.resolve() for p in args.notebooks] or toc_notebooks(ROOT)
-    problems = sum(measure(p, args.envs, args.jobs, args.margin, args.write, args.save) for p in paths)
+    problems = sum(measure(p, args.envs, args.jobs, args.margin, args.write, args.save, args.reset) for p in paths)
     if problems:
         print(f"\n{problems} cell(s) differ in more than numbers: fix them in the notebooks")
     return 1 if problems else 0
