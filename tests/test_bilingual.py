@@ -74,6 +74,13 @@ BANNED = [  # known mistranslations in Korean text
     (re.compile(r"정규화\s?(항|기법으로서의 드롭아웃|계수 λ)"), "a regularization term/coefficient is 규제 항/규제 계수"),
     (re.compile(r"(드롭아웃|가중치 감쇠|L2|L1)\s?정규화(?!\s?층)"), "dropout / weight decay / L1 / L2 penalties are 규제"),
     (re.compile(r"정칙화|레귤러라이제이션|노멀라이제이션"), "use the glossary terms 규제 / 정규화"),
+    # one term per concept (see glossary.md)
+    (re.compile(r"실행\s?평균"), "a running average is 이동 평균 (running statistics: 실행 통계)"),
+    (re.compile(r"신경망"), "a network is 네트워크"),
+    (re.compile(r"예제"), "a data example is 예시; an exercise is 연습 문제"),
+    (re.compile(r"(은닉|출력|입력)\s?단위|단위\s?(마다|하나|\d+\s?개|들)"),
+     "a unit of a layer is 유닛; 단위 is for units of measurement"),
+    (re.compile(r"일종의\s?규제"), "ε in a denominator is 수치 안정화, not 규제 (regularization)"),
 ]
 
 
@@ -86,6 +93,8 @@ def glossary_problems(ko: str, en: str) -> list[str]:
         problems.append("정규화 appears where the English does not speak of normalization")
     if "일반화" in ko and "generaliz" not in en_l:
         problems.append("일반화 appears where the English does not speak of generalization")
+    if re.search(r"\bslopes?\b", en_l) and "변화율" not in ko:
+        problems.append("the English says slope; the Korean must say 변화율 (기울기 is the gradient)")
     return problems
 
 
@@ -96,9 +105,36 @@ def glossary_problems(ko: str, en: str) -> list[str]:
     ("BN의 정규화 효과", "the regularization effect of BN", True),
     ("배치 정규화는 일반화 성능도 높인다", "batch normalization also improves generalization", False),
     ("L2 정규화 항을 더한다", "we add an L2 penalty", True),
+    ("PyTorch와 같은 실행 평균을 낸다", "gives the same running average as PyTorch", True),
+    ("학습 중에 모아 둔 이동 평균(실행 통계)을 쓴다", "use the running average (running statistics)", False),
+    ("학습된 신경망의 첫 층", "the first layer of the trained network", True),
+    ("학습된 네트워크의 첫 층", "the first layer of the trained network", False),
+    ("예제 하나짜리 배치", "a batch of one example", True),
+    ("예시 하나짜리 배치", "a batch of one example", False),
+    ("## 연습 문제", "## Exercises", False),
+    ("처음 두 PCA 출력 단위에 걸린 손실", "a loss on the first two PCA output units", True),
+    ("유닛마다 평균 0으로", "zero mean for each unit", False),
+    ("단위마다 평균 0으로", "zero mean for each unit", True),
+    ("은닉 단위 100개", "100 hidden units", True),
+    ("단위만 바꿨을 뿐인데 스텝 수가 줄었다", "only the units changed, yet the step count fell", False),
+    ("단위는 픽셀이고 0에서 28 사이", "measured in pixels, between 0 and 28", False),
+    ("공분산이 단위 행렬이 된다", "the covariance becomes the identity matrix", False),
+    ("유닛마다 맞춘 기울기는 −0.5 근처", "the slope fitted for each unit is near −0.5", True),
+    ("유닛마다 맞춘 변화율은 −0.5 근처", "the slope fitted for each unit is near −0.5", False),
+    ("역전파 기울기가 줄어든다", "backpropagated gradients shrink", False),
+    ("작은 고윳값으로 나누지 않게 막는 일종의 규제", "stabilizes the division by tiny eigenvalues", True),
+    ("작은 고윳값으로 나누지 않게 막는 수치 안정화", "stabilizes the division by tiny eigenvalues", False),
 ])
 def test_glossary_checker_catches_known_mistranslations(ko, en, bad):
     assert bool(glossary_problems(ko, en)) == bad
+
+
+def test_glossary_page_lists_the_settled_terms():
+    rows = dict(re.findall(r"^\|\s*([^|]+?)\s*\|\s*([^|]+?)\s*\|\s*$", (ROOT / "glossary.md").read_text(encoding="utf-8"), re.M))
+    for ko, en in [("유닛", "unit"), ("예시", "example"), ("연습 문제", "exercise"), ("네트워크", "network"),
+                   ("이동 평균 (실행 통계)", "running average"), ("변화율", "slope"),
+                   ("수치 안정화", "numerical stabilization"), ("배치", "batch")]:
+        assert ko in rows and rows[ko].startswith(en), (ko, rows.get(ko))
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
