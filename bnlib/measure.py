@@ -153,7 +153,13 @@ def landscape_probe(model: nn.Module, x: torch.Tensor, y: torch.Tensor, etas: Se
         \text{grad\_change}(\eta) = \lVert \nabla L(w) - \nabla L(w - \eta g) \rVert_2, \qquad
         \beta = \max_\eta \frac{\text{grad\_change}(\eta)}{\lVert \eta g \rVert_2}
 
-    ("variation of the loss", "gradient predictiveness", "effective beta-smoothness").
+    ("variation of the loss", "gradient predictiveness", "effective beta-smoothness"), and three
+    measures that do not scale with the gradient: the relative change ``grad_change_rel`` =
+    ||grad L(w) - grad L(w - eta g)|| / ||g|| (about eta times the curvature along g), the
+    ``cosine`` between g and grad L(w - eta g), and ``beta_rel`` = beta ||w|| / ||g||, the
+    relative gradient change per relative distance moved, max over eta of
+    (grad_change / ||g||) / (||eta g|| / ||w||). Multiplying the weights in front of a BN layer by
+    k divides their gradient by k and beta by k^2, and leaves ``beta_rel`` unchanged.
 
     Args:
         model: in the mode the probe should use (train mode: BN normalizes with batch statistics)
@@ -163,7 +169,9 @@ def landscape_probe(model: nn.Module, x: torch.Tensor, y: torch.Tensor, etas: Se
 
     Returns:
         {"eta": [float] (E,), "loss": [float] (E,), "loss0": L(w), "grad_change": [float] (E,),
-        "beta": float (NaN when no eta has ||eta g|| > 0), "grad_norm": ||g||_2}
+        "grad_change_rel": [float] (E,), "cosine": [float] (E,),
+        "beta": float (NaN when no eta has ||eta g|| > 0), "beta_rel": float, "grad_norm": ||g||_2,
+        "weight_norm": ||w||_2 (over the same parameters)}
 
     Works on deep copies, one per evaluation, each from the same global RNG state (restored at
     the end): parameters, ``.grad``, BN running statistics and RNG are left exactly as they
@@ -182,7 +190,8 @@ def landscape_probe(model: nn.Module, x: torch.Tensor, y: torch.Tensor, etas: Se
     rng = _rng_state(device)
     loss0, g = _loss_and_grad(copy.deepcopy(model), x, y, loss_fn)  # g: (P,)
     grad_norm = g.norm().item()
-    losses, grad_change, ratios = [], [], []
+    weight_norm = torch.cat([p.detach().reshape(-1) for p in trainable]).norm().item()  # each -> (p.numel(),)
+    losses, grad_change, cosine, ratios = [], [], [], []
     for eta in etas:
         _set_rng_state(rng, device)
         moved = copy.deepcopy(model)
@@ -194,12 +203,16 @@ def landscape_probe(model: nn.Module, x: torch.Tensor, y: torch.Tensor, etas: Se
         loss, g_eta = _loss_and_grad(moved, x, y, loss_fn)
         losses.append(loss)
         grad_change.append((g - g_eta).norm().item())
+        cosine.append(F.cosine_similarity(g, g_eta, dim=0).item())  # <g, g_eta> / (||g|| ||g_eta||)
         distance = abs(eta) * grad_norm  # ||eta g||_2
         if distance > 0:
             ratios.append(grad_change[-1] / distance)
     _set_rng_state(rng, device)
-    return {"eta": etas, "loss": losses, "loss0": loss0, "grad_change": grad_change,
-            "beta": max(ratios) if ratios else float("nan"), "grad_norm": grad_norm}
+    beta = max(ratios) if ratios else float("nan")
+    rel = [c / grad_norm if grad_norm > 0 else float("nan") for c in grad_change]  # ||dg|| / ||g||
+    return {"eta": etas, "loss": losses, "loss0": loss0, "grad_change": grad_change, "grad_change_rel": rel,
+            "cosine": cosine, "beta": beta, "beta_rel": beta * weight_norm / grad_norm if grad_norm > 0
+            else float("nan"), "grad_norm": grad_norm, "weight_norm": weight_norm}
 
 
 class LandscapeTrace:
@@ -211,12 +224,13 @@ class LandscapeTrace:
 
     Per measured step (lists of one value per step): ``steps``; ``loss_min``, ``loss_max``
     (the band of L(w - eta g) over eta); ``grad_change_min``, ``grad_change_max``; ``beta``;
-    ``loss0``, ``grad_norm``; and the full curves ``loss`` and ``grad_change`` (one list of
+    ``loss0``, ``grad_norm``; the scale-free ``grad_change_rel_max``, ``cosine_min``, ``beta_rel``
+    and ``weight_norm``; and the full curves ``loss``, ``grad_change`` and ``cosine`` (one list of
     len(etas) per step, for plots against eta such as Fig. 11).
     """
 
     KEYS = ("loss0", "loss_min", "loss_max", "grad_change_min", "grad_change_max", "beta", "grad_norm",
-            "loss", "grad_change")
+            "grad_change_rel_max", "cosine_min", "beta_rel", "weight_norm", "loss", "grad_change", "cosine")
 
     def __init__(self, etas_rel: Sequence[float], lr: float, every: int = 10, loss_fn: LossFn = F.cross_entropy):
         if every < 1:
@@ -237,8 +251,10 @@ class LandscapeTrace:
         self.steps.append(step)
         summary = {"loss0": out["loss0"], "loss_min": min(out["loss"]), "loss_max": max(out["loss"]),
                    "grad_change_min": min(out["grad_change"]), "grad_change_max": max(out["grad_change"]),
-                   "beta": out["beta"], "grad_norm": out["grad_norm"], "loss": out["loss"],
-                   "grad_change": out["grad_change"]}
+                   "beta": out["beta"], "grad_norm": out["grad_norm"],
+                   "grad_change_rel_max": max(out["grad_change_rel"]), "cosine_min": min(out["cosine"]),
+                   "beta_rel": out["beta_rel"], "weight_norm": out["weight_norm"], "loss": out["loss"],
+                   "grad_change": out["grad_change"], "cosine": out["cosine"]}
         for k in self.KEYS:
             self.history[k].append(summary[k])
 

@@ -75,15 +75,21 @@ SCALES = {
                    probe_every=100,
                    vgg_etas=(0.5, 0.75, 1, 1.5, 2, 3, 4), dln_etas=(0.01, 0.03, 0.1, 0.3, 1, 3, 10, 30)),
 }
+# Fig. 4 on the CPU, long enough to decide: the quick VGG for 1000 steps, probed with the paper's seven
+# step sizes every 100 steps (about 15 s a run on one core); at paper scale Fig. 4 is part of "paper"
+SCALES["long"] = replace(SCALES["quick"], name="long", steps=1000, eval_every=500, probe_every=100,
+                         vgg_etas=SCALES["paper"].vgg_etas)
 
 # (norm, learning rate) of the VGG and DLN runs each figure needs, and what it measures in them:
 # "trace": activations of these layers, "ics": ICS of the Fig 3 layers, "probe": landscape probes
 LP = ("none", "bn", "l1", "l2", "linf")  # standard, BN and the l_p normalizations (Sec. 3.3)
+VGG_LRS = (0.1, 0.01, 0.03, 0.2, 0.5)  # Fig. 3: the paper's two rates and a small grid to find each model's best
+DLN_SWEEP = (3e-8, 3e-7)  # Fig. 3b: with 1e-7 and 1e-6, where the standard DLN's ICS sets in
 FIGURES = {
     1: {"vgg": [(n, lr) for lr in (0.1, 0.5) for n in ("none", "bn")], "trace": "fig1_layers"},
     2: {"vgg": [(n, 0.1) for n in ("none", "bn", "noisy_bn")], "trace": "fig2_layers"},
-    3: {"vgg": [(n, lr) for lr in (0.1, 0.01) for n in ("none", "bn")], "ics": "fig3_layers",
-        "dln": [(n, lr) for lr in (1e-6, 1e-7) for n in ("none", "bn")]},
+    3: {"vgg": [(n, lr) for lr in VGG_LRS for n in ("none", "bn")], "ics": "fig3_layers",
+        "dln": [(n, lr) for lr in (1e-6, 1e-7) for n in ("none", "bn")] + [("none", lr) for lr in DLN_SWEEP]},
     4: {"vgg": [("none", 0.1), ("bn", 0.1)], "probe": True},
     5: {"vgg": [(n, 0.1) for n in LP], "dln": [(n, 1e-6) for n in LP]},
     6: {"vgg": [(n, 0.1) for n in LP], "trace": "fig6_layers"},

@@ -62,6 +62,46 @@ def test_quadratic_has_the_closed_form():
     assert torch.equal(model.w.detach(), w) and torch.equal(model.w.grad, torch.full_like(w, 7.0))
 
 
+def test_scale_free_measures_have_the_closed_form():
+    """grad_change_rel = eta ||A g|| / ||g||, cosine = <g, g - eta A g> / (||g|| ||g - eta A g||),
+    beta_rel = beta ||w|| / ||g||."""
+    A = spd(4, seed=1)
+    w = torch.tensor([0.3, -1.0, 0.5, 2.0], dtype=torch.float64)
+    etas = [0.0, 0.01, 0.05]
+    got = landscape_probe(Quadratic(A, w), torch.zeros(1), None, etas, loss_fn=value)
+    g = A @ w
+    Ag = A @ g
+    for eta, rel, cos in zip(etas, got["grad_change_rel"], got["cosine"]):
+        g_eta = g - eta * Ag
+        assert rel == pytest.approx((eta * Ag.norm() / g.norm()).item(), rel=1e-10, abs=1e-12)
+        assert cos == pytest.approx((g @ g_eta / (g.norm() * g_eta.norm())).item(), rel=1e-12)
+    assert got["cosine"][0] == pytest.approx(1.0, rel=1e-12)  # eta = 0: the same gradient
+    assert got["weight_norm"] == pytest.approx(w.norm().item(), rel=1e-12)
+    assert got["beta_rel"] == pytest.approx(got["beta"] * w.norm().item() / g.norm().item(), rel=1e-12)
+
+
+def test_beta_rel_is_unchanged_by_scaling_the_weights_before_bn():
+    """Linear (no bias) -> BN without affine -> mean of squares: scaling W by k leaves the loss as it
+    is, divides the gradient by k and beta by k^2, and leaves beta_rel, grad_change_rel and cosine
+    unchanged when the step sizes are scaled by k^2 (the same relative step)."""
+    torch.manual_seed(0)
+    x = torch.randn(32, 5, dtype=torch.float64)
+    y = torch.randn(32, 3, dtype=torch.float64)
+    out = {}
+    for k in (1.0, 4.0):
+        torch.manual_seed(1)
+        model = nn.Sequential(nn.Linear(5, 3, bias=False), nn.BatchNorm1d(3, affine=False, eps=1e-14)).double()  # eps would break the invariance
+        with torch.no_grad():
+            model[0].weight.mul_(k)
+        out[k] = landscape_probe(model, x, y, [0.1 * k**2, 0.4 * k**2], loss_fn=F.mse_loss)
+    assert out[4.0]["loss0"] == pytest.approx(out[1.0]["loss0"], rel=1e-9)
+    assert out[4.0]["grad_norm"] == pytest.approx(out[1.0]["grad_norm"] / 4, rel=1e-9)
+    assert out[4.0]["beta"] == pytest.approx(out[1.0]["beta"] / 16, rel=1e-6)
+    assert out[4.0]["beta_rel"] == pytest.approx(out[1.0]["beta_rel"], rel=1e-6)
+    for key in ("grad_change_rel", "cosine"):
+        assert out[4.0][key] == pytest.approx(out[1.0][key], rel=1e-6)
+
+
 def test_beta_is_the_eigenvalue_along_an_eigenvector():
     """w on an eigenvector of A: g = lambda w and A g = lambda g, so beta = lambda exactly."""
     A = torch.diag(torch.tensor([1.0, 4.0, 9.0], dtype=torch.float64))

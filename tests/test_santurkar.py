@@ -99,9 +99,11 @@ def test_unknown_figures_are_rejected_before_anything_runs(recorded):
 def test_figures_1_2_3_run_each_norm_and_lr_once(recorded):
     out = santurkar.run_figures([1, 2, 3], QUICK, device="meta")
     vgg, dln = by_key(recorded["vgg"]), by_key(recorded["dln"])
-    assert sorted(vgg, key=str) == sorted([("none", 0.1), ("bn", 0.1), ("none", 0.5), ("bn", 0.5),
-                                           ("noisy_bn", 0.1), ("none", 0.01), ("bn", 0.01)], key=str)
-    assert sorted(dln, key=str) == sorted([("none", 1e-6), ("bn", 1e-6), ("none", 1e-7), ("bn", 1e-7)], key=str)
+    grid = [(n, lr) for lr in santurkar.VGG_LRS for n in ("none", "bn")]  # Fig 3's learning-rate grid
+    assert {0.1, 0.5, 0.01} <= set(santurkar.VGG_LRS)  # the paper's rates (Fig 1: 0.1, 0.5; Fig 3: 0.1, 0.01)
+    assert sorted(vgg, key=str) == sorted(grid + [("noisy_bn", 0.1)], key=str)
+    sweep = [("none", lr) for lr in santurkar.DLN_SWEEP]  # where the standard DLN's ICS sets in
+    assert sorted(dln, key=str) == sorted([("none", 1e-6), ("bn", 1e-6), ("none", 1e-7), ("bn", 1e-7)] + sweep, key=str)
     # seeds: VGG at the main learning rate with none/bn/noisy BN gets scale.seeds, everything else
     # side_seeds; the DLN without and with BN gets dln_seeds at every learning rate
     for (norm, lr), runs in vgg.items():
@@ -110,15 +112,16 @@ def test_figures_1_2_3_run_each_norm_and_lr_once(recorded):
     for (norm, lr), runs in dln.items():
         assert [c["seed"] for c in runs] == list(QUICK.dln_seeds), (norm, lr)
     assert len(QUICK.dln_seeds) >= 10  # claims about the cheap DLN runs are made over 10 seeds or more
-    assert len(recorded["vgg"]) == 3 * 3 + 4 * 2 and len(recorded["dln"]) == 4 * len(QUICK.dln_seeds)
+    assert len(recorded["vgg"]) == 3 * 3 + (len(grid) - 2) * 2
+    assert len(recorded["dln"]) == (4 + len(sweep)) * len(QUICK.dln_seeds)
     # trace layers: the union over the figures that use the run; ICS: the Fig 3 layers
     fig1, fig2, fig3 = set(QUICK.fig1_layers), set(QUICK.fig2_layers), set(QUICK.fig3_layers)
     want_trace = {("none", 0.1): fig1 | fig2, ("bn", 0.1): fig1 | fig2, ("none", 0.5): fig1, ("bn", 0.5): fig1,
-                  ("noisy_bn", 0.1): fig2, ("none", 0.01): set(), ("bn", 0.01): set()}
-    want_ics = {k: fig3 if k in {("none", 0.1), ("bn", 0.1), ("none", 0.01), ("bn", 0.01)} else set() for k in vgg}
+                  ("noisy_bn", 0.1): fig2}
+    want_ics = {k: fig3 if k in grid else set() for k in vgg}
     for key, runs in vgg.items():
         for c in runs:
-            assert c["trace"] == sorted(want_trace[key]), key
+            assert c["trace"] == sorted(want_trace.get(key, set())), key
             assert c["ics"] == sorted(want_ics[key]), key
             assert c["probe"] is False and c["device"] == "meta" and c["scale"] is QUICK
     for c in recorded["dln"]:
@@ -132,7 +135,7 @@ def test_figures_1_2_3_run_each_norm_and_lr_once(recorded):
 def test_explicit_seeds_apply_to_every_run(recorded):
     santurkar.run_figures([1, 3], QUICK, seeds=[5, 6])
     assert all(c["seed"] in (5, 6) for c in recorded["vgg"] + recorded["dln"])
-    assert len(recorded["vgg"]) == 6 * 2 and len(recorded["dln"]) == 4 * 2
+    assert len(recorded["vgg"]) == 2 * len(santurkar.VGG_LRS) * 2 and len(recorded["dln"]) == (4 + len(santurkar.DLN_SWEEP)) * 2
 
 
 def test_probes_and_lp_norms(recorded):
@@ -286,7 +289,8 @@ def test_main_overrides_the_steps_and_names_the_file(monkeypatch, tmp_path, caps
 
 def test_run_figures_can_leave_out_a_family():
     out = santurkar.run_figures([3], replace(QUICK, dln_steps=3, dln_measure_every=1), seeds=[0], families=["dln"])
-    assert out["vgg"] == {} and set(out["dln"]) == {("none", 1e-6), ("bn", 1e-6), ("none", 1e-7), ("bn", 1e-7)}
+    assert out["vgg"] == {} and set(out["dln"]) == {("none", 1e-6), ("bn", 1e-6), ("none", 1e-7), ("bn", 1e-7),
+                                                    *(("none", lr) for lr in santurkar.DLN_SWEEP)}
     assert all(len(r[0]["loss"]) == 3 for r in out["dln"].values())
 
 
