@@ -13,8 +13,6 @@ say so with the class attribute ``_running_stats`` (buffer name, reset value).
 """
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
@@ -87,6 +85,24 @@ def dims_and_shape(x: torch.Tensor) -> tuple[list[int], list[int]]:
     return dims, shape
 
 
+def affine_parameters(module: nn.Module, shape: tuple[int, ...], weight: bool, bias: bool,
+                      factory_kwargs: dict) -> None:
+    """Register ``weight`` (gamma, ones) and ``bias`` (beta, zeros) of ``shape``, or None for each left out."""
+    for name, learned, fill in (("weight", weight, 1.0), ("bias", bias, 0.0)):
+        if learned:
+            setattr(module, name, nn.Parameter(torch.full(shape, fill, **factory_kwargs)))
+        else:
+            module.register_parameter(name, None)
+
+
+def reset_affine(module: nn.Module) -> None:
+    """gamma = 1 and beta = 0, for those of ``weight`` and ``bias`` the module has."""
+    if module.weight is not None:
+        nn.init.ones_(module.weight)
+    if module.bias is not None:
+        nn.init.zeros_(module.bias)
+
+
 class _NormBase(nn.Module):
     r"""Owns ``weight``/``bias`` and the running buffers; subclasses own ``forward``.
 
@@ -113,11 +129,7 @@ class _NormBase(nn.Module):
         factory_kwargs = {"device": device, "dtype": dtype}
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
-        for name, learned in (("weight", affine and self._learns_scale), ("bias", affine and bias)):
-            if learned:
-                setattr(self, name, nn.Parameter(torch.empty(num_features, **factory_kwargs)))
-            else:
-                self.register_parameter(name, None)
+        affine_parameters(self, (num_features,), affine and self._learns_scale, affine and bias, factory_kwargs)
         for name, value in self._running_stats:
             buf = torch.full((num_features,), value, **factory_kwargs) if track_running_stats else None
             self.register_buffer(name, buf)
@@ -135,10 +147,7 @@ class _NormBase(nn.Module):
     def reset_parameters(self) -> None:
         """Reset the running statistics, then gamma = 1 and beta = 0."""
         self.reset_running_stats()
-        if self.weight is not None:
-            nn.init.ones_(self.weight)
-        if self.bias is not None:
-            nn.init.zeros_(self.bias)
+        reset_affine(self)
 
     def _check_input_dim(self, x: torch.Tensor) -> None:
         raise NotImplementedError
@@ -167,7 +176,3 @@ class _NormBase(nn.Module):
             running = getattr(self, name)
             running.mul_(1 - factor).add_(value.to(running.dtype), alpha=factor)
 
-
-def values_per_channel(x: torch.Tensor) -> int:
-    """n, the number of values a per-channel statistic of (N, C, *) input averages: N * prod(*)."""
-    return x.shape[0] * math.prod(x.shape[2:])

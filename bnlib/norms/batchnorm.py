@@ -80,7 +80,7 @@ class BatchNormFunction(torch.autograd.Function):
             x_mu, r = x - mu, torch.zeros_like(mu)
         inv_std = torch.rsqrt(var + eps)  # (1, C, 1, ...)
         scale = inv_std if gamma is None else gamma.view(shape) * inv_std  # gamma / sqrt(var + eps)
-        shift = -r * scale if beta is None else beta.view(shape) - r * scale  # beta, minus the residual
+        shift = -r * scale if beta is None else beta.view(shape) - r * scale  # beta - r * scale; (C,) -> (1, C, 1, ...)
         out = x_mu.mul_(scale).add_(shift)  # = gamma * x_hat + beta, in place: x_mu is not needed any more
         ctx.save_for_backward(x, gamma, mu, r, inv_std)
         ctx.batch_stats, ctx.eps = batch_stats, eps

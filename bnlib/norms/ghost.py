@@ -119,6 +119,8 @@ class GhostBatchNorm1d(_Ghost, BatchNorm1d):
     are used. Other arguments as ``BatchNorm1d``; see the module docstring for the running
     statistics.
 
+    Shape: input (N, C) or (N, C, L); output the same shape.
+
         >>> GhostBatchNorm1d(4, virtual_batch_size=2)(torch.randn(6, 4)).shape
         torch.Size([6, 4])
     """
@@ -129,6 +131,8 @@ class GhostBatchNorm2d(_Ghost, BatchNorm2d):
 
     Input (N, C, H, W) with N divisible by ``virtual_batch_size`` when batch statistics are
     used; ``virtual_batch_size=1`` is allowed when H * W > 1 (one image's statistics).
+
+    Shape: input (N, C, H, W); output the same shape.
 
         >>> GhostBatchNorm2d(3, virtual_batch_size=2)(torch.randn(4, 3, 5, 5)).shape
         torch.Size([4, 3, 5, 5])

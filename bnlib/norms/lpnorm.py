@@ -106,7 +106,8 @@ class _LpNormBase(_NormBase):
             mu, norm = self.running_mean.to(compute_dtype), self.running_norm.to(compute_dtype)
         out = (xc - mu.view(shape)) / norm.view(shape)  # x_hat, (N, C, *)
         if self.affine:
-            out = out * self.weight.to(compute_dtype).view(shape) + self.bias.to(compute_dtype).view(shape)
+            gamma, beta = self.weight.to(compute_dtype), self.bias.to(compute_dtype)
+            out = out * gamma.view(shape) + beta.view(shape)  # gamma x_hat + beta; (C,) -> (1, C, 1, ...)
         return out.to(x.dtype)
 
 

@@ -50,8 +50,14 @@ class _NoisyMixin:
 
 
 class NoisyBatchNorm1d(_NoisyMixin, BatchNorm1d):
-    """``BatchNorm1d`` plus the noise of Santurkar et al.'s Algorithm 1 in training mode."""
+    """``BatchNorm1d`` plus the noise of Santurkar et al.'s Algorithm 1 in training mode.
+
+    Shape: input (N, C) or (N, C, L); output the same shape.
+    """
 
 
 class NoisyBatchNorm2d(_NoisyMixin, BatchNorm2d):
-    """``BatchNorm2d`` plus the noise of Santurkar et al.'s Algorithm 1 in training mode."""
+    """``BatchNorm2d`` plus the noise of Santurkar et al.'s Algorithm 1 in training mode.
+
+    Shape: input (N, C, H, W); output the same shape.
+    """
