@@ -9,6 +9,8 @@ Modules (import them explicitly: ``from bnlib import data``):
     train    TrainConfig, fit() -> History, evaluate(): a plain loop
     plot     figure helpers that take data and an optional ``ax``
     manual, layers, noisy, ghost, whitening   BN by hand, as layers, and its variants
+    norms    the normalization family as torch.nn twins, one file per family (BN, noisy,
+             ghost and l_p norm live here; layers, noisy, ghost, lpnorm re-export them)
     models, hooks, measure, experiment, results, santurkar   experiments and measurements
 
     The preface chapter prints every module's one-line summary.
