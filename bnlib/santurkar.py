@@ -75,8 +75,7 @@ SCALES = {
                    probe_every=100,
                    vgg_etas=(0.5, 0.75, 1, 1.5, 2, 3, 4), dln_etas=(0.01, 0.03, 0.1, 0.3, 1, 3, 10, 30)),
 }
-# Fig. 4 on the CPU, long enough to decide: the quick VGG for 1000 steps, probed with the paper's seven
-# step sizes every 100 steps (about 15 s a run on one core); at paper scale Fig. 4 is part of "paper"
+# Fig. 4 on a CPU, long enough to decide: quick VGG, 1000 steps, the paper's 7 step sizes every 100 steps
 SCALES["long"] = replace(SCALES["quick"], name="long", steps=1000, eval_every=500, probe_every=100,
                          vgg_etas=SCALES["paper"].vgg_etas)
 
