@@ -9,6 +9,7 @@ Modules (import them explicitly: ``from bnlib import data``):
     train    TrainConfig, fit() -> History, evaluate(): a plain loop
     plot     figure helpers that take data and an optional ``ax``
     manual, layers, noisy, ghost, whitening   BN by hand, as layers, and its variants
+    augment  random crops and flips as a layer (training mode only)
     models, hooks, measure, experiment, results, santurkar   experiments and measurements
 
     The preface chapter prints every module's one-line summary.
