@@ -11,6 +11,7 @@ Modules (import them explicitly: ``from bnlib import data``):
     manual, layers, noisy, ghost, whitening   BN by hand, as layers, and its variants
     norms    the normalization family as torch.nn twins, one file per family (BN, noisy,
              ghost and l_p norm live here; layers, noisy, ghost, lpnorm re-export them)
+    augment  random crops and flips as a layer (training mode only)
     models, hooks, measure, experiment, results, santurkar   experiments and measurements
 
     The preface chapter prints every module's one-line summary.
