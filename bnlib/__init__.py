@@ -13,6 +13,7 @@ Modules (import them explicitly: ``from bnlib import data``):
              ghost and l_p norm live here; layers, noisy, ghost, lpnorm re-export them)
     augment  random crops and flips as a layer (training mode only)
     models, hooks, measure, experiment, results, santurkar   experiments and measurements
+    family   the normalization family chapter's CNN, sampler and runs over (N, size)
 
     The preface chapter prints every module's one-line summary.
 

@@ -90,7 +90,7 @@ StepHook = Callable[[int, nn.Module, torch.Tensor, torch.Tensor, torch.Tensor], 
 def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
         test: tuple[torch.Tensor, torch.Tensor] | None, cfg: TrainConfig,
         on_step: Sequence[StepHook] = (), optimizer: torch.optim.Optimizer | None = None,
-        desc: str | None = None, on_nonfinite: str = "raise") -> History:
+        desc: str | None = None, on_nonfinite: str = "raise", sampler: Callable | None = None) -> History:
     """Train ``model`` with SGD on cross-entropy for ``cfg.steps`` mini-batches.
 
     ``on_step``: callables ``f(step, model, x_batch, y_batch, loss)`` run after each backward
@@ -99,6 +99,8 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
     Returns a ``History``. If the loss becomes NaN or infinite: ``on_nonfinite="raise"`` stops
     with a ValueError; ``"stop"`` ends training there and sets ``history.diverged_at`` (for
     experiments where divergence at a large learning rate is itself a result).
+    ``sampler``: ``f(n, batch_size, steps, generator)`` yielding index tensors, in place of
+    ``batches`` (e.g. ``family.TwoClassBatches(y)`` for non-i.i.d. batches).
     """
     if on_nonfinite not in ("raise", "stop"):
         raise ValueError(f"expected on_nonfinite 'raise' or 'stop' (got {on_nonfinite!r})")
@@ -110,7 +112,7 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
     gen = torch.Generator().manual_seed(cfg.seed)
     history = History(config=cfg.to_dict())
     model.train()
-    for step, idx in enumerate(progress(batches(len(x_train), cfg.batch_size, cfg.steps, gen),
+    for step, idx in enumerate(progress((sampler or batches)(len(x_train), cfg.batch_size, cfg.steps, gen),
                                         total=cfg.steps, desc=desc), start=1):
         xb, yb = x_train[idx], y_train[idx]
         logits = model(xb)
