@@ -14,6 +14,7 @@ Modules (import them explicitly: ``from bnlib import data``):
     augment  random crops and flips as a layer (training mode only)
     models, hooks, measure, experiment, results, santurkar   experiments and measurements
     family   the normalization family chapter's CNN, sampler and runs over (N, size)
+    transformer, invariance   a tiny row-by-row transformer (LN, RMSNorm, DyT); Zhang & Sennrich's table
 
     The preface chapter prints every module's one-line summary.
 

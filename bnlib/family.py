@@ -1,4 +1,4 @@
-"""The normalization family chapter's testbed: one small CNN, six normalizers, runs over batch and map size.
+"""The normalization family chapters' testbed: one small CNN, its normalization swapped, runs over batch and map size.
 
 What each layer averages over is read off the layers themselves (``shared_with``: the non-zero
 pattern of the Jacobian of one output of a normalization layer), and each experiment is a call to
@@ -27,7 +27,7 @@ from .data import load_fashion_mnist
 from .train import TrainConfig, evaluate, fit
 
 __all__ = ["FamilyConfig", "NORMS", "make_norm2d", "family_cnn", "fashion14", "shared_with",
-           "TwoClassBatches", "contrast", "run", "run_many"]
+           "TwoClassBatches", "contrast", "wn_init", "run", "run_many"]
 
 
 @dataclass(frozen=True)
@@ -46,13 +46,14 @@ class FamilyConfig:
         return asdict(self)
 
 
-NORMS = ("none", "bn", "brn", "gn", "ln", "in")
+NORMS = ("none", "bn", "brn", "gn", "ln", "in", "mobn", "dyt")
 
 
 def make_norm2d(norm: str, channels: int, groups: int = 4) -> nn.Module:
     """A normalization layer for (N, C, H, W) maps: "none" (identity), "bn" (BatchNorm2d), "brn"
     (BatchRenorm2d), "gn" (GroupNorm(groups, C)), "ln" (GroupNorm(1, C): LN over C, H, W with one
-    gamma per channel, as Wu & He use it in conv nets), "in" (InstanceNorm2d, affine)."""
+    gamma per channel, as Wu & He use it in conv nets), "in" (InstanceNorm2d, affine), "mobn"
+    (MeanOnlyBatchNorm2d, Salimans & Kingma), "dyt" (DyT over channels: no statistics at all)."""
     if norm not in NORMS:
         raise ValueError(f"expected norm in {NORMS} (got {norm!r})")
     if norm in ("gn", "ln", "in") and channels % groups:
@@ -60,18 +61,21 @@ def make_norm2d(norm: str, channels: int, groups: int = 4) -> nn.Module:
     return {"none": lambda: nn.Identity(), "bn": lambda: norms.BatchNorm2d(channels),
             "brn": lambda: norms.BatchRenorm2d(channels, r_max=1.0, d_max=0.0),
             "gn": lambda: norms.GroupNorm(groups, channels), "ln": lambda: norms.GroupNorm(1, channels),
-            "in": lambda: norms.InstanceNorm2d(channels, affine=True)}[norm]()
+            "in": lambda: norms.InstanceNorm2d(channels, affine=True),
+            "mobn": lambda: norms.MeanOnlyBatchNorm2d(channels),
+            "dyt": lambda: norms.DyT(channels, channels_last=False)}[norm]()
 
 
 def family_cnn(norm: str = "bn", size: int = 7, width: int = 16, groups: int = 4, ws: bool = False,
-               num_classes: int = 10, generator: torch.Generator | None = None) -> nn.Sequential:
+               num_classes: int = 10, generator: torch.Generator | None = None, wn: bool = False) -> nn.Sequential:
     """(N, 1, 14, 14) -> logits (N, num_classes).
 
     stem: conv3x3(1 -> width) at 14 x 14, average-pool to size x size, norm, ReLU; then two blocks
     of conv3x3(width -> width) -> norm -> ReLU at size x size; global average pool; Linear.
     All three normalization layers see (N, width, size, size): BN's sample is m = N * size**2
-    per channel. ``ws``: the two block convolutions standardize their weights (``norms.WSConv2d``).
-    Convolutions carry a bias only without normalization; with replicate padding, a per-image
+    per channel. ``ws``: the two block convolutions standardize their weights (``norms.WSConv2d``);
+    ``wn``: they are weight-normalized (``norms.WNConv2d``; initialize with ``wn_init``).
+    Convolutions carry a bias only where no norm layer removes it ("none", "dyt"); with replicate padding, a per-image
     contrast change a * x + b (a > 0) reaches the first norm layer as a per-channel a * z + b',
     which instance normalization removes.
     """
@@ -80,21 +84,35 @@ def family_cnn(norm: str = "bn", size: int = 7, width: int = 16, groups: int = 4
     if norm == "in" and size == 1:
         raise ValueError("expected size >= 2 for instance normalization (got 1: it would normalize one "
                          "value per channel to 0)")
-    conv = norms.WSConv2d if ws else nn.Conv2d
-    layers = [nn.Conv2d(1, width, 3, padding=1, padding_mode="replicate", bias=norm == "none"),
+    if ws and wn:
+        raise ValueError("expected at most one of ws and wn (got both)")
+    conv = norms.WSConv2d if ws else norms.WNConv2d if wn else nn.Conv2d
+    bias = norm in ("none", "dyt")
+    layers = [nn.Conv2d(1, width, 3, padding=1, padding_mode="replicate", bias=bias),
               nn.AdaptiveAvgPool2d(size), make_norm2d(norm, width, groups), nn.ReLU()]
     for _ in range(2):
-        layers += [conv(width, width, 3, padding=1, padding_mode="replicate", bias=norm == "none"),
+        layers += [conv(width, width, 3, padding=1, padding_mode="replicate", bias=bias),
                    make_norm2d(norm, width, groups), nn.ReLU()]
     layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, num_classes)]  # (N, C, 1, 1) -> (N, C)
     model = nn.Sequential(*layers)
     with torch.no_grad():
         for m in model.modules():
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
+            if isinstance(m, norms.WNConv2d):
+                nn.init.kaiming_normal_(m.weight_v, nonlinearity="relu", generator=generator)
+                m.weight_g.copy_(norms.weightnorm.norm_except_dim0(m.weight_v))  # w = v at first
+            elif isinstance(m, (nn.Conv2d, nn.Linear)):
                 nn.init.kaiming_normal_(m.weight, nonlinearity="relu", generator=generator)
                 if m.bias is not None:
                     m.bias.zero_()
     return model
+
+
+@torch.no_grad()
+def wn_init(model: nn.Sequential, x: torch.Tensor) -> None:
+    """Salimans & Kingma's data-dependent initialization, layer by layer on the batch x: each
+    weight-normalized layer sets g and b so that its output on x has zero mean and unit variance."""
+    for layer in model:
+        x = layer.init_from_data(x) if isinstance(layer, norms.WNConv2d) else layer(x)
 
 
 def fashion14(cfg: FamilyConfig = FamilyConfig()) -> dict:
@@ -145,9 +163,10 @@ def contrast(x: torch.Tensor, scale: float, shift: float = 0.0) -> torch.Tensor:
 
 
 def run(data: dict, cfg: FamilyConfig, norm: str, batch_size: int, size: int, seed: int,
-        sampler: str = "iid", ws: bool = False, contrasts: tuple = ()) -> dict:
+        sampler: str = "iid", ws: bool = False, contrasts: tuple = (), wn: bool = False) -> dict:
     """Train ``family_cnn(norm, size)`` on ``cfg.examples`` examples in batches of ``batch_size``
-    (lr = cfg.lr * batch_size / 32, SGD with momentum); ``sampler`` "iid" or "two_class".
+    (lr = cfg.lr * batch_size / 32, SGD with momentum); ``sampler`` "iid" or "two_class"; ``wn``:
+    weight-normalized block convolutions, initialized from the first 256 training images.
 
     Returns {"test_acc": eval-mode accuracy on the test images, "train_acc": train-mode accuracy on
     the last 10% of the training batches, "eval_train_acc": eval-mode accuracy on 2000 training
@@ -160,7 +179,9 @@ def run(data: dict, cfg: FamilyConfig, norm: str, batch_size: int, size: int, se
     steps = cfg.examples // batch_size
     tc = TrainConfig(steps=steps, batch_size=batch_size, lr=cfg.lr * batch_size / 32, momentum=cfg.momentum,
                      eval_every=steps, seed=seed)
-    model = family_cnn(norm, size, cfg.width, cfg.groups, ws=ws, generator=torch.Generator().manual_seed(seed))
+    model = family_cnn(norm, size, cfg.width, cfg.groups, ws=ws, wn=wn, generator=torch.Generator().manual_seed(seed))
+    if wn:
+        wn_init(model, x[:256])
     hooks = []
     if norm == "brn":
         warm, r_end, d_end, r_max, d_max = cfg.renorm
@@ -194,6 +215,10 @@ def run_many(data: dict, cfg: FamilyConfig, jobs: list[dict], workers: int = 1) 
     seeds its own generators, so the results are those of ``workers=1`` (in the order of ``jobs``)."""
     if workers <= 1:
         return [run(data, cfg, **job) for job in jobs]
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_one_thread) as pool:
+    with _pool(workers) as pool:
         return list(pool.map(_job, [(data, cfg, job) for job in jobs]))
+
+
+def _pool(workers: int) -> ProcessPoolExecutor:
+    """Fresh (spawned) worker processes of one thread each, deterministic algorithms on."""
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_one_thread)

@@ -44,7 +44,26 @@ def test_family_cnn_shapes(norm, size):
                   and m.__class__.__module__.startswith("bnlib.norms")]
     assert len(normalized) == (0 if norm == "none" else 3)
     biased = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.bias is not None]
-    assert len(biased) == (3 if norm == "none" else 0)  # a bias before a norm layer is removed by it
+    assert len(biased) == (3 if norm in ("none", "dyt") else 0)  # a norm layer's mean removes a bias
+
+
+def test_weight_norm_init_from_data():
+    """After wn_init each weight-normalized conv's output on that batch has zero mean, unit variance."""
+    model = family.family_cnn("none", 7, width=8, wn=True)
+    x = torch.randn(64, 1, 14, 14)
+    family.wn_init(model, x)
+    outs = []
+    hooks = [m.register_forward_hook(lambda mod, i, o: outs.append(o.detach()))
+             for m in model.modules() if isinstance(m, norms.WNConv2d)]
+    model(x)
+    for h in hooks:
+        h.remove()
+    assert len(outs) == 2
+    for o in outs:
+        mean, var = o.mean(dim=(0, 2, 3)), o.var(dim=(0, 2, 3), correction=0)  # (C,)
+        assert mean.abs().max() < 1e-4 and (var - 1).abs().max() < 1e-3
+    with pytest.raises(ValueError, match="at most one of ws and wn"):
+        family.family_cnn("none", 7, ws=True, wn=True)
 
 
 def test_bad_norm_is_a_clear_error():
