@@ -15,6 +15,7 @@ Modules (import them explicitly: ``from bnlib import data``):
     models, hooks, measure, experiment, results, santurkar   experiments and measurements
     family   the normalization family chapter's CNN, sampler and runs over (N, size)
     transformer, invariance   a tiny row-by-row transformer (LN, RMSNorm, DyT); Zhang & Sennrich's table
+    check    checkers for the reader's own BN forward and backward, naming the usual mistakes
 
     The preface chapter prints every module's one-line summary.
 
