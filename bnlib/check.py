@@ -86,16 +86,12 @@ def batchnorm_forward(fn) -> str:
     return f"통과 · passed: {len(cases)} batches, max |difference| < 1e-8"
 
 
-def _reference_grads(dout, cache):
-    return manual.batchnorm_backward_fused(dout, cache)
-
-
 BACKWARD_MISTAKES = {  # name: (wrong backward on the *reference* cache, the explanation)
     "no_batch_terms": (lambda dout, c: (dout * c[1] * c[9], (dout * c[10]).sum(0), dout.sum(0)),
                        "dx = dout * gamma / std 로만 구했습니다. 평균과 분산도 x에 의존하므로 그 두 경로의 기울기를 "
                        "빼야 합니다. · dx was taken as dout * gamma / std only; the mean and the variance depend on x "
                        "too, and their two paths must be subtracted."),
-    "dgamma_axis": (lambda dout, c: (_reference_grads(dout, c)[0], (dout * c[10]).sum(1), dout.sum(0)),
+    "dgamma_axis": (lambda dout, c: (manual.batchnorm_backward_fused(dout, c)[0], (dout * c[10]).sum(1), dout.sum(0)),
                     "dgamma를 특성 축으로 더했습니다. 배치 축(axis=0)으로 더해야 (D,) 모양이 됩니다. · "
                     "dgamma was summed over the features; sum over the batch (axis=0) for shape (D,)."),
 }
@@ -113,13 +109,12 @@ def batchnorm_backward(forward, backward, seed: int = 0) -> str:
     """Check ``backward(dout, cache) -> (dx, dgamma, dbeta)`` against the reference and a numerical
     gradient (centred differences, h = 1e-5: relative error ~1e-8 expected for a correct one)."""
     rng = np.random.default_rng(seed)
-    worst = 0.0
     for x, gamma, beta, eps in _cases(seed):
         dout = rng.standard_normal(x.shape)
         _, cache = forward(x.copy(), gamma.copy(), beta.copy(), eps)
         grads = [np.asarray(g) for g in backward(dout.copy(), cache)]
         _, ref_cache = manual.batchnorm_forward(x, gamma, beta, eps)
-        ref = _reference_grads(dout, ref_cache)
+        ref = manual.batchnorm_backward_fused(dout, ref_cache)
         if [g.shape for g in grads] != [r.shape for r in ref]:
             raise CheckFailed(f"기울기의 모양이 다릅니다 · expected shapes {[r.shape for r in ref]} "
                               f"(got {[g.shape for g in grads]}): " + _explain_backward(grads, dout, ref_cache))
@@ -127,7 +122,6 @@ def batchnorm_backward(forward, backward, seed: int = 0) -> str:
         assert np.abs(ref[0] - num_dx).max() < 1e-5 * max(1.0, np.abs(num_dx).max())  # the reference itself
         for name, g, r in zip(("dx", "dgamma", "dbeta"), grads, ref):
             err = np.abs(g - r).max() / max(1e-12, np.abs(r).max())
-            worst = max(worst, err)
             if err > 1e-7:
                 raise CheckFailed(f"{name}이(가) 기준과 다릅니다 · {name} differs from the reference (relative "
                                   f"error {err:.2g} > 1e-7): " + _explain_backward(grads, dout, ref_cache))

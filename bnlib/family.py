@@ -14,8 +14,7 @@ layer's statistics sample is m = N * size**2 values per channel and a sweep over
 """
 from __future__ import annotations
 
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
+import time
 from dataclasses import asdict, dataclass
 
 import torch
@@ -25,6 +24,7 @@ from torch import nn
 from . import norms
 from .data import load_fashion_mnist
 from .train import TrainConfig, evaluate, fit
+from .utils import worker_pool
 
 __all__ = ["FamilyConfig", "NORMS", "make_norm2d", "family_cnn", "fashion14", "shared_with",
            "TwoClassBatches", "contrast", "wn_init", "run", "run_many"]
@@ -173,8 +173,6 @@ def run(data: dict, cfg: FamilyConfig, norm: str, batch_size: int, size: int, se
     images, "contrast_acc": [eval-mode test accuracy after ``contrast(x, s)`` for s in contrasts],
     "seconds_per_step", "state": the trained model's state dict}. A "brn" run follows the
     schedule ``cfg.renorm``."""
-    import time
-
     x, y = data["train"]
     steps = cfg.examples // batch_size
     tc = TrainConfig(steps=steps, batch_size=batch_size, lr=cfg.lr * batch_size / 32, momentum=cfg.momentum,
@@ -205,20 +203,10 @@ def _job(args):
     return run(data, cfg, **kwargs)
 
 
-def _one_thread() -> None:
-    torch.set_num_threads(1)
-    torch.use_deterministic_algorithms(True)
-
-
 def run_many(data: dict, cfg: FamilyConfig, jobs: list[dict], workers: int = 1) -> list[dict]:
     """``run(data, cfg, **job)`` for each job, over ``workers`` processes of one thread each; every run
     seeds its own generators, so the results are those of ``workers=1`` (in the order of ``jobs``)."""
     if workers <= 1:
         return [run(data, cfg, **job) for job in jobs]
-    with _pool(workers) as pool:
+    with worker_pool(workers) as pool:
         return list(pool.map(_job, [(data, cfg, job) for job in jobs]))
-
-
-def _pool(workers: int) -> ProcessPoolExecutor:
-    """Fresh (spawned) worker processes of one thread each, deterministic algorithms on."""
-    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_one_thread)

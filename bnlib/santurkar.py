@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import argparse
 import functools
-import multiprocessing
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, replace
 
 import torch
@@ -31,7 +29,7 @@ import torch.nn.functional as F
 from . import data, models, results, train
 from .hooks import ActivationTrace
 from .measure import ICSTrace, LandscapeTrace
-from .utils import progress
+from .utils import progress, worker_pool
 
 
 @dataclass(frozen=True)
@@ -224,8 +222,7 @@ def run_figures(figures, scale: Scale, seeds=None, device="cpu", families=("vgg"
         dln_seeds = dln_main if norm in MAIN_NORMS else dln_side
         jobs += [("dln", norm, lr, s, (sorted(p["ics"]), device), p["probe"]) for s in dln_seeds]
     if workers > 1:
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_one_thread) as pool:
+        with worker_pool(workers) as pool:
             runs = list(pool.map(_run_job, jobs, [scale] * len(jobs)))
     else:
         runs = [_run_job(job, scale) for job in jobs]
@@ -238,12 +235,6 @@ def run_figures(figures, scale: Scale, seeds=None, device="cpu", families=("vgg"
 def _run_job(job, scale: Scale) -> dict:
     family, norm, lr, seed, args, probe = job
     return (run_vgg if family == "vgg" else run_dln)(norm, lr, seed, scale, *args, probe=probe)
-
-
-def _one_thread() -> None:
-    """A worker process computes as a chapter kernel does: one thread, deterministic algorithms."""
-    torch.set_num_threads(1)
-    torch.use_deterministic_algorithms(True)
 
 
 def _json_keys(out: dict) -> dict:

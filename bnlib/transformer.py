@@ -20,6 +20,7 @@ from torch import nn
 
 from . import norms
 from .train import TrainConfig, evaluate, fit
+from .utils import worker_pool
 
 __all__ = ["RowConfig", "TOKEN_NORMS", "make_token_norm", "Block", "row_transformer", "run_rows"]
 
@@ -112,9 +113,7 @@ def _job(args):
 def run_rows_many(data: dict, jobs: list[tuple[str, int]], cfg: RowConfig = RowConfig(), workers: int = 1) -> list[dict]:
     """``run_rows(data, norm, seed, cfg)`` for each (norm, seed), over ``workers`` one-thread processes;
     every run seeds itself, so the results are those of ``workers=1``."""
-    from .family import _pool
-
     if workers <= 1:
         return [run_rows(data, norm, seed, cfg) for norm, seed in jobs]
-    with _pool(workers) as pool:
+    with worker_pool(workers) as pool:
         return list(pool.map(_job, [(data, norm, seed, cfg) for norm, seed in jobs]))

@@ -1,9 +1,11 @@
 """Chapter setup, seeding, progress bars and small numeric helpers."""
 from __future__ import annotations
 
+import multiprocessing
 import os
 import random
 import warnings
+from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import torch
@@ -98,3 +100,15 @@ def below(value, bound: float) -> str:
     if not abs(v) < bound:  # also catches nan
         raise AssertionError(f"expected a value below {bound:.0e} (got {v:.3g})")
     return f"< {bound:.0e}"
+
+
+def _one_thread() -> None:
+    """A worker process computes as a chapter kernel does: one thread, deterministic algorithms."""
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+
+
+def worker_pool(workers: int) -> ProcessPoolExecutor:
+    """Fresh (spawned) worker processes of one thread each, deterministic algorithms on: for
+    independent runs that seed their own generators, so results equal those of one process."""
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_one_thread)
