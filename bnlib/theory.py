@@ -10,6 +10,9 @@ L(y) = f(y) and with BN L_hat(y) = f(z(y)); g = grad f at z (the paper's grad_y 
     theorem42(f, y, gamma, beta)             # the quadratic form along the gradient, both sides
     lemma45(W0, W_star)                      # the initialization distance, both sides
     hvp(f, params, v)                        # Hessian-vector product (double backward or torch.func)
+    hessian_eigenvalues(model, loss_fn, x, y, k)  # top-k of the loss's Hessian, by Lanczos (bnlib.spectra)
+    fisher_eigenvalues(model, x, k)               # top-k of the softmax's exact Fisher (bnlib.spectra)
+    jacobian_singular_values(f, x)                # singular values of df/dx at one input (bnlib.spectra)
 
 What the numbers say (tests/test_theory.py):
 - Thm 4.1 with the coefficient 1/m on the last term (what the proof's step (8)->(9) gives) is an
@@ -31,6 +34,8 @@ import math
 from typing import Callable
 
 import torch
+
+from .spectra import fisher_eigenvalues, hessian_eigenvalues, jacobian_singular_values  # noqa: F401
 
 Tensors = torch.Tensor | tuple[torch.Tensor, ...]
 
