@@ -1,4 +1,4 @@
-"""Checkers for the reader's own code: is your batch norm right, and if not, which usual mistake is it?
+"""BN forward and backward (bn_algorithm, exercise 5): is your batch norm right, and which usual mistake?
 
     check.batchnorm_forward(my_forward)                  # -> "통과 · passed: ..." or CheckFailed
     check.batchnorm_backward(my_forward, my_backward)
@@ -14,13 +14,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import manual
+from .. import manual
+from ._common import CheckFailed
 
-__all__ = ["CheckFailed", "FORWARD_MISTAKES", "BACKWARD_MISTAKES", "batchnorm_forward", "batchnorm_backward"]
-
-
-class CheckFailed(AssertionError):
-    """The reader's function does not match the reference; the message says how."""
+__all__ = ["FORWARD_MISTAKES", "BACKWARD_MISTAKES", "batchnorm_forward", "batchnorm_backward"]
 
 
 def _bn(x, gamma, beta, eps, axis=0, ddof=0, eps_inside=True, affine=True):
