@@ -20,13 +20,68 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "_ext"))
 from make_lang_config import write_config  # noqa: E402
 
-INDEX = """<!doctype html><meta charset="utf-8"><title>배치 정규화 강좌 · The Batch Normalization Course</title>
+# The site's root page: the reader picks an edition; the choice is remembered (localStorage, also
+# set by the 한국어 | English switch on every page) and followed on the next visit. Without a
+# stored choice the browser's languages decide: the first of them that is Korean or English,
+# English when neither is listed (a German browser gets English). `index.html?choose` stays on
+# the page. Without JavaScript the two links are all there is.
+INDEX = """<!doctype html>
+<html lang="ko">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>배치 정규화 강좌 · The Batch Normalization Course</title>
+<link rel="icon" href="ko/_static/favicon.svg" type="image/svg+xml">
 <script>
-  var l = null; try { l = localStorage.getItem("course-reader-lang"); } catch (e) {}
-  if (l !== "ko" && l !== "en") l = (navigator.language || "").slice(0, 2) === "en" ? "en" : "ko";
-  location.replace(l + "/index.html");
+  (function () {
+    var KEY = "course-reader-lang", LANGS = ["ko", "en"];
+    function stored() { try { return localStorage.getItem(KEY); } catch (e) { return null; } }
+    function fromBrowser() {
+      var prefs = navigator.languages && navigator.languages.length ? navigator.languages : [navigator.language || ""];
+      for (var i = 0; i < prefs.length; i++) {
+        var primary = String(prefs[i]).toLowerCase().split("-")[0];
+        if (LANGS.indexOf(primary) >= 0) return primary;
+      }
+      return "en";
+    }
+    var s = stored(), lang = LANGS.indexOf(s) >= 0 ? s : fromBrowser();
+    window.COURSE_EDITION = lang;   // read by tools/browser_check.py
+    document.documentElement.setAttribute("data-edition", lang);
+    if (!/[?&]choose\\b/.test(location.search)) location.replace(lang + "/index.html");
+    document.addEventListener("click", function (ev) {
+      var a = ev.target.closest && ev.target.closest("a[data-edition]");
+      if (a) { try { localStorage.setItem(KEY, a.getAttribute("data-edition")); } catch (e) {} }
+    });
+  })();
 </script>
-<noscript><a href="ko/index.html">한국어</a> · <a href="en/index.html">English</a></noscript>
+<style>
+  body { margin: 0; min-height: 100vh; display: flex; align-items: center; justify-content: center;
+         font-family: system-ui, -apple-system, "Segoe UI", "Noto Sans KR", "Apple SD Gothic Neo", sans-serif;
+         color: #222; background: #fff; }
+  main { max-width: 36rem; padding: 2rem 1.5rem; text-align: center; }
+  h1 { font-size: 1.6rem; line-height: 1.35; margin: 0 0 1.5rem; }
+  h1 span { display: block; }
+  .editions { display: flex; gap: 1rem; justify-content: center; flex-wrap: wrap; }
+  .editions a { display: block; min-width: 11rem; padding: 0.9rem 1.2rem; border: 2px solid #1f4e8c;
+                border-radius: 8px; color: #1f4e8c; text-decoration: none; font-size: 1.15rem; }
+  .editions a:hover, .editions a:focus { background: #1f4e8c; color: #fff; }
+  html[data-edition="ko"] a[data-edition="ko"], html[data-edition="en"] a[data-edition="en"] { font-weight: 700; }
+  .editions small { display: block; font-size: 0.85rem; margin-top: 0.2rem; opacity: 0.8; }
+  @media (prefers-color-scheme: dark) { body { background: #121212; color: #ddd; }
+    .editions a { color: #9cc3f0; border-color: #9cc3f0; }
+    .editions a:hover, .editions a:focus { background: #9cc3f0; color: #121212; } }
+</style>
+</head>
+<body>
+<main>
+  <h1><span lang="ko">배치 정규화 강좌</span><span lang="en">The Batch Normalization Course</span></h1>
+  <p class="editions">
+    <a href="ko/index.html" data-edition="ko" lang="ko">한국어판<small>한국어로 읽기</small></a>
+    <a href="en/index.html" data-edition="en" lang="en">English edition<small>Read in English</small></a>
+  </p>
+</main>
+</body>
+</html>
 """
 
 
