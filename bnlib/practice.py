@@ -7,7 +7,6 @@
     adabn(model, x_target)            # re-estimate every BN layer's statistics on target data
     tent(model, x, y)                 # Wang et al. (2021): entropy steps on gamma, beta; online accuracy
     finetune(model, x, y, bn="frozen")  # SGD on labelled target data, BN "train" or "frozen"
-    fold_bn(conv, bn)                 # inference: one conv that equals conv -> BN (eval mode)
 
 A BN layer here is any ``torch.nn.modules.batchnorm._BatchNorm`` (torch's BatchNorm1d/2d/3d,
 SyncBatchNorm) or ``bnlib.norms`` batch norm: both keep ``running_mean``, ``running_var`` and
@@ -26,7 +25,7 @@ from .data import FASHION_MNIST_MEAN, FASHION_MNIST_STD
 from .norms.batchnorm import _BatchNormBase
 
 __all__ = ["BNModeError", "bn_layers", "freeze_bn", "check_bn_mode", "watch_buffers", "CORRUPTIONS",
-           "corrupt", "adabn", "entropy", "tent", "finetune", "fold_bn"]
+           "corrupt", "adabn", "entropy", "tent", "finetune"]
 
 
 class BNModeError(RuntimeError):
@@ -209,19 +208,3 @@ def finetune(model: nn.Module, x: torch.Tensor, y: torch.Tensor, bn: str = "froz
         opt.step()
     return model.eval()
 
-
-@torch.no_grad()
-def fold_bn(conv: nn.Conv2d, bn: nn.Module) -> nn.Conv2d:
-    """One convolution equal to ``bn(conv(x))`` with BN in eval mode (running statistics):
-    W' = W * gamma / sqrt(var + eps) per output channel, b' = (b - mean) * gamma / sqrt(var + eps) + beta."""
-    if bn.running_mean is None:
-        raise ValueError("expected a BN layer with running statistics (got track_running_stats=False): "
-                         "there is nothing fixed to fold")
-    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps) if bn.affine else 1 / torch.sqrt(bn.running_var + bn.eps)
-    shift = bn.bias if bn.affine else torch.zeros_like(bn.running_mean)
-    fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
-                      conv.dilation, conv.groups, bias=True, padding_mode=conv.padding_mode)
-    fused.weight.copy_(conv.weight * scale.view(-1, 1, 1, 1))  # (C_out,) -> (C_out, 1, 1, 1)
-    b = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
-    fused.bias.copy_((b - bn.running_mean) * scale + shift)
-    return fused
