@@ -15,7 +15,12 @@ Modules (import them explicitly: ``from bnlib import data``):
     models, hooks, measure, experiment, results, santurkar   experiments and measurements
     family   the normalization family chapter's CNN, sampler and runs over (N, size)
     transformer, invariance   a tiny row-by-row transformer (LN, RMSNorm, DyT); Zhang & Sennrich's table
-    check    checkers for the reader's own BN forward and backward, naming the usual mistakes
+    check    checkers for the reader's own code (BN forward/backward, running statistics, whitening,
+             the ICS measurement, group norm), naming the usual mistakes
+    resnet, practice   the BN-in-practice chapters: a small ResNet (zero gamma, SkipInit, Fixup),
+             frozen statistics and wrong-mode checks, corruptions, AdaBN, TENT
+    syncbn   synchronized BN across processes (gloo, CPU), tested against BN on the whole batch
+    spectra  Hessian and Fisher eigenvalues (Lanczos), Jacobian singular values; re-exported by theory
 
     The preface chapter prints every module's one-line summary.
 

@@ -7,6 +7,8 @@
     adabn(model, x_target)            # re-estimate every BN layer's statistics on target data
     tent(model, x, y)                 # Wang et al. (2021): entropy steps on gamma, beta; online accuracy
     finetune(model, x, y, bn="frozen")  # SGD on labelled target data, BN "train" or "frozen"
+    adapted_accuracy(make_model, state, x, y, method="adabn")   # one adapted model's accuracy
+    adapted_accuracies(jobs, workers=2)                          # many, over one-thread worker processes
 
 A BN layer here is any ``torch.nn.modules.batchnorm._BatchNorm`` (torch's BatchNorm1d/2d/3d,
 SyncBatchNorm) or ``bnlib.norms`` batch norm: both keep ``running_mean``, ``running_var`` and
@@ -23,9 +25,11 @@ from torch import nn
 
 from .data import FASHION_MNIST_MEAN, FASHION_MNIST_STD
 from .norms.batchnorm import _BatchNormBase
+from .train import evaluate
+from .utils import worker_pool
 
 __all__ = ["BNModeError", "bn_layers", "freeze_bn", "check_bn_mode", "watch_buffers", "CORRUPTIONS",
-           "corrupt", "adabn", "entropy", "tent", "finetune"]
+           "corrupt", "adabn", "entropy", "tent", "finetune", "METHODS", "adapted_accuracy", "adapted_accuracies"]
 
 
 class BNModeError(RuntimeError):
@@ -208,3 +212,43 @@ def finetune(model: nn.Module, x: torch.Tensor, y: torch.Tensor, bn: str = "froz
         opt.step()
     return model.eval()
 
+
+
+METHODS = ("none", "adabn", "tent", "finetune_train", "finetune_frozen", "adabn_finetune_frozen")
+
+
+def adapted_accuracy(make_model, state: dict, x: torch.Tensor, y: torch.Tensor, method: str = "none",
+                     target: tuple | None = None, **finetune_kw) -> float:
+    """Accuracy on (x, y) of ``make_model()`` loaded with ``state`` and adapted by ``method``:
+    "none"; "adabn" (statistics of x); "tent" (online, on x); "finetune_train", "finetune_frozen",
+    "adabn_finetune_frozen" (``finetune`` on the labelled ``target`` = (x_t, y_t), the last after
+    AdaBN on x_t). ``make_model`` must be picklable (e.g. a ``functools.partial``) for workers."""
+    if method not in METHODS:
+        raise ValueError(f"expected method in {METHODS} (got {method!r})")
+    if method.startswith(("finetune", "adabn_finetune")) and target is None:
+        raise ValueError(f"expected target=(x, y) labelled data for {method!r} (got None)")
+    model = make_model()
+    model.load_state_dict(state)
+    model.eval()
+    if method == "tent":
+        return tent(model, x, y)
+    if method == "adabn":
+        adabn(model, x)
+    elif method == "adabn_finetune_frozen":
+        adabn(model, target[0])
+    if method != "none" and method != "adabn":
+        finetune(model, *target, bn="train" if method == "finetune_train" else "frozen", **finetune_kw)
+    return evaluate(model, x, y)[1]
+
+
+def _job(kwargs: dict) -> float:
+    return adapted_accuracy(**kwargs)
+
+
+def adapted_accuracies(jobs: list[dict], workers: int = 1) -> list[float]:
+    """``adapted_accuracy(**job)`` for each job, over ``workers`` one-thread processes; each job seeds
+    its own generators, so the results are those of ``workers=1``, in the order of ``jobs``."""
+    if workers <= 1:
+        return [adapted_accuracy(**job) for job in jobs]
+    with worker_pool(workers) as pool:
+        return list(pool.map(_job, jobs))

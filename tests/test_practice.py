@@ -163,3 +163,19 @@ def test_finetune_frozen_keeps_statistics_and_bn_parameters():
     assert not torch.equal(before["0.weight"], model.state_dict()["0.weight"])
     with pytest.raises(ValueError, match="expected bn 'train' or 'frozen'"):
         practice.finetune(model, x, y, bn="eval")
+
+
+def test_adapted_accuracies_match_one_process_and_check_arguments():
+    import functools
+    make_model = functools.partial(resnet.resnet, SMALL, "bn")
+    state = make_model(generator=torch.Generator().manual_seed(0)).state_dict()
+    (x, y), target = _data()["test"], _data(seed=1)["train"]
+    jobs = [dict(make_model=make_model, state=state, x=x, y=y, method=m, target=target,
+                 **(dict(steps=2, batch_size=4) if "finetune" in m else {})) for m in practice.METHODS]
+    one = practice.adapted_accuracies(jobs, workers=1)
+    assert one == practice.adapted_accuracies(jobs, workers=2)
+    assert all(0 <= a <= 1 for a in one)
+    with pytest.raises(ValueError, match="expected target"):
+        practice.adapted_accuracy(make_model, state, x, y, method="finetune_train")
+    with pytest.raises(ValueError, match="expected method"):
+        practice.adapted_accuracy(make_model, state, x, y, method="bn")
