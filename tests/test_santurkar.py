@@ -20,13 +20,7 @@ needs_quick = pytest.mark.skipif(not QUICK_NPZ.is_file(), reason="needs ../share
 QUICK = santurkar.SCALES["quick"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Two threads on a shared 2-core machine can be ~100x slower for these small tensors."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 # --- scales and figures ---------------------------------------------------------------------------
