@@ -99,6 +99,16 @@ def build(lang: str, site: Path) -> int:
     return rc
 
 
+
+def write_favicon_ico(path: Path) -> None:
+    """A 32x32 favicon.ico at the site root (the pages link _static/favicon.svg; a redirect can leave
+    before the browser reads that link, and it then asks for /favicon.ico)."""
+    from PIL import Image, ImageDraw
+
+    img = Image.new("RGBA", (32, 32), (0, 0, 0, 0))
+    ImageDraw.Draw(img).ellipse((2, 2, 29, 29), fill=(37, 99, 235, 255))
+    img.save(path, format="ICO", sizes=[(32, 32)])
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lang", choices=["ko", "en"], action="append", help="edition(s) to build (default: both)")
@@ -107,6 +117,7 @@ def main() -> int:
     site.mkdir(parents=True, exist_ok=True)
     rcs = [build(lang, site) for lang in (args.lang or ["ko", "en"])]
     (site / "index.html").write_text(INDEX, encoding="utf-8")
+    write_favicon_ico(site / "favicon.ico")  # browsers ask for /favicon.ico when the root page redirects at once
     if any(rcs):
         print("[build_book] FAILED: see the warnings above", file=sys.stderr)
         return 1
