@@ -26,7 +26,7 @@ from torch import nn
 from .data import FASHION_MNIST_MEAN, FASHION_MNIST_STD
 from .norms.batchnorm import _BatchNormBase
 from .train import evaluate
-from .utils import worker_pool
+from .utils import map_jobs
 
 __all__ = ["BNModeError", "bn_layers", "freeze_bn", "check_bn_mode", "watch_buffers", "CORRUPTIONS",
            "corrupt", "adabn", "entropy", "tent", "finetune", "METHODS", "adapted_accuracy", "adapted_accuracies"]
@@ -248,7 +248,4 @@ def _job(kwargs: dict) -> float:
 def adapted_accuracies(jobs: list[dict], workers: int = 1) -> list[float]:
     """``adapted_accuracy(**job)`` for each job, over ``workers`` one-thread processes; each job seeds
     its own generators, so the results are those of ``workers=1``, in the order of ``jobs``."""
-    if workers <= 1:
-        return [adapted_accuracy(**job) for job in jobs]
-    with worker_pool(workers) as pool:
-        return list(pool.map(_job, jobs))
+    return map_jobs(_job, jobs, workers)

@@ -29,7 +29,7 @@ from torch import nn
 
 from .data import load_fashion_mnist
 from .train import TrainConfig, evaluate, fit
-from .utils import worker_pool
+from .utils import map_jobs
 
 __all__ = ["ResNetConfig", "INITS", "Block", "resnet", "fashion", "residual_stream_variance", "run", "run_many"]
 
@@ -192,8 +192,8 @@ def residual_stream_variance(model: nn.Sequential, x: torch.Tensor) -> list[floa
 
 
 def _optimizer(model: nn.Module, cfg: ResNetConfig) -> torch.optim.SGD:
-    decay = [p for n, p in model.named_parameters() if p.ndim > 1]  # conv and linear weights
-    rest = [p for n, p in model.named_parameters() if p.ndim <= 1]
+    decay = [p for p in model.parameters() if p.ndim > 1]  # conv and linear weights
+    rest = [p for p in model.parameters() if p.ndim <= 1]
     return torch.optim.SGD([dict(params=decay, weight_decay=cfg.weight_decay), dict(params=rest, weight_decay=0.0)],
                            lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
 
@@ -239,7 +239,4 @@ def _job(args):
 def run_many(data: dict, cfg: ResNetConfig, jobs: list[dict], workers: int = 1) -> list[dict]:
     """``run(data, cfg, **job)`` for each job over ``workers`` one-thread processes; every run seeds
     its own generators, so the results are those of ``workers=1``, in the order of ``jobs``."""
-    if workers <= 1:
-        return [run(data, cfg, **job) for job in jobs]
-    with worker_pool(workers) as pool:
-        return list(pool.map(_job, [(data, cfg, job) for job in jobs]))
+    return map_jobs(_job, [(data, cfg, job) for job in jobs], workers)

@@ -112,3 +112,13 @@ def worker_pool(workers: int) -> ProcessPoolExecutor:
     """Fresh (spawned) worker processes of one thread each, deterministic algorithms on: for
     independent runs that seed their own generators, so results equal those of one process."""
     return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_one_thread)
+
+
+def map_jobs(fn, jobs: list, workers: int = 1) -> list:
+    """``[fn(job) for job in jobs]``, over ``workers`` one-thread processes when workers > 1 (``fn``
+    must be importable); jobs that seed their own generators give the results of ``workers=1``."""
+    if workers <= 1:
+        return [fn(job) for job in jobs]
+    with worker_pool(workers) as pool:
+        return list(pool.map(fn, jobs))
+
