@@ -1,4 +1,4 @@
-// The 한국어 | English switch: a link to the same page in the other edition (#anchor kept).
+// The 한국어 | English switch: a link to the same page in the other edition, at the reader's section.
 // Each edition lives in a folder named ko/ or en/; window.BILINGUAL_MODE says which this is.
 // Clicking the switch remembers the choice (localStorage), which the site's root page follows.
 //
@@ -38,31 +38,97 @@
     });
   }
 
-  function otherUrl(target) {
-    // /…/ko/path/page.html  ->  /…/en/path/page.html  (the last /ko/ or /en/ segment)
+  // The reader's place: the page's explicit labels (<meta name="bilingual-labels">, written by
+  // _ext/bilingual.py in document order) exist in both editions. The switch links to the label of
+  // the page's #hash while its target is on screen (a deep link, also one near the end of a page
+  // that cannot scroll it to the top), else to the section the reader is in: the last labelled
+  // element whose top has passed the upper third of the window. Updated on load, hash changes,
+  // scrolling, resizing, and on the click itself.
+  var LABELS = (function () {
+    var m = document.querySelector('meta[name="bilingual-labels"]');
+    return m && m.content ? m.content.split(/\s+/).filter(Boolean) : [];
+  })();
+
+  function hashLabel() {
+    var h = location.hash.slice(1);
+    try { h = decodeURIComponent(h); } catch (e) {}
+    return LABELS.indexOf(h) >= 0 ? h : null;
+  }
+
+  function currentLabel() {
+    var header = document.querySelector(".bd-header");
+    var limit = (header ? Math.max(header.getBoundingClientRect().bottom, 0) : 0) + 0.3 * window.innerHeight;
+    var hash = hashLabel(), current = null, hashShown = false;
+    for (var i = 0; i < LABELS.length; i++) {
+      var el = document.getElementById(LABELS[i]);
+      if (!el || !el.getClientRects().length) continue;        // missing, or inside a closed fold
+      var top = el.getBoundingClientRect().top;
+      if (LABELS[i] === hash) hashShown = top >= -2 && top < window.innerHeight;
+      if (top <= limit) current = LABELS[i];
+    }
+    if (hashShown) return hash;
+    return current;
+  }
+
+  function otherUrl(target, label) {
+    // /…/ko/path/page.html  ->  /…/en/path/page.html#label  (the last /ko/ or /en/ segment)
     var p = location.pathname, re = /\/(ko|en)\//g, m, last = null;
     while ((m = re.exec(p)) !== null) last = m;
     if (!last) return null;
-    return p.slice(0, last.index) + "/" + target + "/" + p.slice(last.index + 4) + location.hash;
+    return p.slice(0, last.index) + "/" + target + "/" + p.slice(last.index + 4) + (label ? "#" + label : "");
   }
+
+  var links = [];
+  function update() {
+    var label = currentLabel();
+    links.forEach(function (a) {
+      var url = otherUrl(a.getAttribute("lang"), label);
+      if (url && a.getAttribute("href") !== url) a.setAttribute("href", url);
+    });
+  }
+  var pending = false;
+  function later() {
+    if (pending) return;
+    pending = true;
+    window.requestAnimationFrame(function () { pending = false; update(); });
+  }
+
+  // printing: every solution (a closed <details>) comes out open, and closes again afterwards
+  var openedForPrint = [];
+  window.addEventListener("beforeprint", function () {
+    openedForPrint = [].slice.call(document.querySelectorAll("details.solution-dropdown:not([open])"));
+    openedForPrint.forEach(function (d) { d.open = true; });
+  });
+  window.addEventListener("afterprint", function () {
+    openedForPrint.forEach(function (d) { d.open = false; });
+    openedForPrint = [];
+  });
 
   function build() {
     var box = document.createElement("span");
     box.className = "bilingual-switch";
     LANGS.forEach(function (l) {
       var el = document.createElement("a");
-      var url = l === lang ? null : otherUrl(l);
-      if (url) el.href = url;
-      el.addEventListener("click", function () { try { localStorage.setItem(KEY, l); } catch (e) {} });
+      el.addEventListener("click", function () {
+        try { localStorage.setItem(KEY, l); } catch (e) {}
+        if (l !== lang) update();                             // the href at the moment of the click
+      });
+      ["pointerenter", "focus", "touchstart"].forEach(function (ev) {
+        if (l !== lang) el.addEventListener(ev, update, { passive: true });
+      });
       el.textContent = LABEL[l];
       el.setAttribute("lang", l);
       if (l === lang) { el.classList.add("active"); el.setAttribute("aria-current", "true"); }
+      else links.push(el);
       box.appendChild(el);
     });
+    update();
     var where = document.querySelector(".article-header-buttons") ||
                 document.querySelector(".header-article-items__end") || document.body;
     where.insertBefore(box, where.firstChild);
     translateAttributes();
+    ["hashchange", "load", "resize"].forEach(function (ev) { window.addEventListener(ev, later); });
+    window.addEventListener("scroll", later, { passive: true });
   }
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", build); else build();
 })();

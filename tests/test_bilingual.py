@@ -1,5 +1,6 @@
 """One source, two editions: Korean and English prose pair up, and the Korean follows the glossary."""
 import re
+import sys
 
 import pytest
 
@@ -146,3 +147,140 @@ def test_korean_prose_follows_the_glossary(path):
     for ko, en in pairs(read_notebook(path)):
         found += [f"{p}\n    {cell_source(ko)[:90]!r}" for p in glossary_problems(cell_source(ko), cell_source(en))]
     assert not found, "\n".join(found)
+
+
+# --- explicit labels: every heading, the same in both editions (the switch keeps the reader's place)
+LABEL_NAME = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+PENDING_LABELS = {"glossary.md"}   # not this test's to edit yet: needs "(glossary)=" above its title
+
+
+def heading_labels(src: str, where: str) -> list[str]:
+    """The label line right above each heading of a cell or page; fails on a heading without one."""
+    lines, out = src.splitlines(), []
+    for j, line in enumerate(lines):
+        if HEADING.match(line):
+            m = LABEL.match(lines[j - 1]) if j else None
+            assert m, f"{where}: expected an explicit label line such as (chapter-topic)= above {line!r} (got none)"
+            assert LABEL_NAME.match(m.group(1)), f"{where}: expected an ASCII label (a-z, 0-9, -) (got {m.group(1)!r})"
+            out.append(m.group(1))
+    return out
+
+
+def book_heading_labels() -> dict[str, list[str]]:
+    """{page: the labels of its headings} for every page of _toc.yml (Korean cells; twins agree)."""
+    out = {}
+    for f in toc_files():
+        nb_path, md_path = (ROOT / f).with_suffix(".ipynb"), (ROOT / f).with_suffix(".md")
+        if nb_path.is_file():
+            cells = [c for c in read_notebook(nb_path)["cells"] if c["cell_type"] == "markdown"]
+            out[f] = [lab for i, c in enumerate(cells) if lang(c) in ("ko", "en")
+                      for lab in heading_labels(cell_source(c), f"{f} markdown cell {i}") if lang(c) == "ko"]
+        elif md_path.name not in PENDING_LABELS:
+            out[f] = heading_labels(md_path.read_text(encoding="utf-8"), md_path.name)
+    return out
+
+
+def test_every_heading_has_an_explicit_label_unique_in_the_book():
+    labels = book_heading_labels()
+    seen = {}
+    for page, labs in labels.items():
+        for lab in labs:
+            assert lab not in seen, f"label {lab!r} of {page} is already used in {seen[lab]}: expected labels unique in the book"
+            seen[lab] = page
+        prefixes = {lab.split("-")[0] for lab in labs[1:]}    # the page title's label may differ
+        assert len(prefixes) <= 1, f"{page}: expected every section label to start with the chapter's prefix (got {sorted(prefixes)})"
+
+
+def test_heading_label_checker_rejects_a_heading_without_a_label():
+    assert heading_labels("(data-cifar)=\n## CIFAR-10\n\ntext", "x") == ["data-cifar"]
+    for bad in ("## CIFAR-10\n", "text\n## CIFAR-10\n", "(데이터)=\n## CIFAR-10\n"):
+        with pytest.raises(AssertionError):
+            heading_labels(bad, "x")
+
+
+# --- exercise solutions: one folded 풀이 N / Solution N dropdown each (_ext/solutions.py) -----------
+sys.path.insert(0, str(ROOT / "_ext"))
+from solutions import mark_solutions, solution_number  # noqa: E402
+
+FOLD_TAGS = {"hide-cell", "hide-input", "hide-output"}
+WRAPPER = re.compile(r"\{dropdown\}|:class:\s*dropdown|\{admonition\}\s*(풀이|Solution)|^\*\*(풀이|Solution) \d+\.?\*\*", re.M)
+FOLDED_TEXT = {"ko": "풀이는 아래에 접혀 있습니다.", "en": "The solutions are folded below."}
+STALE_FOLD_TEXT = re.compile(r"접힌 셀|collapsed cell|hidden cell|folded cell", re.I)
+
+
+def solution_problems(nb) -> list[str]:
+    """What breaks the convention of _ext/solutions.py in one notebook (empty: none)."""
+    cells, bad = nb["cells"], []
+    numbers = [solution_number(c) for c in cells]
+    runs = [(n, i) for i, n in enumerate(numbers) if n is not None and (i == 0 or numbers[i - 1] != n)]
+    ex = next((i for i, c in enumerate(cells) if c["cell_type"] == "markdown"
+               and re.search(r"^\([a-z0-9-]+-exercises\)=", cell_source(c), re.M)), None)
+    if [n for n, _ in runs] != list(range(1, len(runs) + 1)):
+        bad.append(f"expected solutions numbered 1..n in order, each in one run of consecutive cells (got {[n for n, _ in runs]})")
+    if runs and (ex is None or runs[0][1] < ex):
+        bad.append("expected every solution after its exercise, in the (…-exercises)= section (got one before it)")
+    if ex is not None:
+        items = len(re.findall(r"^\d+\. ", cell_source(cells[ex]), re.M))
+        if items != len(runs):
+            bad.append(f"expected one solution per exercise: {items} exercises (got {len(runs)} solutions)")
+        for i in (ex, ex + 1):
+            text = FOLDED_TEXT.get(lang(cells[i]) or "", "")
+            if runs and text not in cell_source(cells[i]):
+                bad.append(f"cell {i}: expected the exercises to say {text!r} (got none)")
+    for i, c in enumerate(cells):
+        src, n = cell_source(c), numbers[i]
+        if FOLD_TAGS & set(cell_tags(c)):
+            bad.append(f"cell {i}: a hide-cell/hide-input tag (expected the solution-N tag alone)")
+        if c["cell_type"] == "markdown" and WRAPPER.search(src):
+            bad.append(f"cell {i}: a dropdown wrapper or a '**풀이 N.**' title (expected the bare text, tagged solution-N)")
+        if c["cell_type"] == "markdown" and STALE_FOLD_TEXT.search(src):
+            bad.append(f"cell {i}: speaks of collapsed cells (expected 'the solutions are folded below')")
+        if n is not None and c["cell_type"] == "markdown" and HEADING.search(src):
+            bad.append(f"cell {i}: a heading inside solution {n}")
+        if n is not None and lang(c) == "ko" and solution_number(cells[i + 1]) != n:
+            bad.append(f"cell {i}: the lang-en twin of solution {n}'s text is not tagged solution-{n}")
+    ends = [i for i, n in enumerate(numbers) if n is not None and (i + 1 == len(cells) or numbers[i + 1] != n)]
+    for (n, start), prev_end in zip(runs[1:], ends):
+        between = cells[prev_end + 1:start]
+        if between and not any(f"연습 문제 {n}" in cell_source(c) for c in between):
+            bad.append(f"cells {prev_end + 1}..{start - 1}: only exercise {n}'s stub may come between solutions "
+                       f"{n - 1} and {n} (expected its prose to say '연습 문제 {n}')")
+    return bad
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_solutions_are_tagged_solution_n_after_their_exercise(path):
+    assert solution_problems(read_notebook(path)) == []
+
+
+def _cell(kind, text="x", tags=()):
+    return {"cell_type": kind, "metadata": {"tags": list(tags)}, "source": text}
+
+
+def test_solution_checker_rejects_the_known_mistakes():
+    ex = [_cell("markdown", "(a-exercises)=\n## 연습 문제\n\n1. a\n2. b\n\n풀이는 아래에 접혀 있습니다.", ["lang-ko"]),
+          _cell("markdown", "(a-exercises)=\n## Exercises\n\n1. a\n2. b\n\nThe solutions are folded below.", ["lang-en"])]
+    good = ex + [_cell("code", "1", ["solution-1"]), _cell("markdown", "풀이", ["lang-ko", "solution-2"]),
+                 _cell("markdown", "text", ["lang-en", "solution-2"]), _cell("code", "2", ["solution-2"])]
+    assert solution_problems({"cells": good}) == []
+    mistakes = [good[:2] + good[3:] + [good[2]],                                     # numbered 2, 1
+                good[:-1] + [_cell("code", "2", ["solution-2", "hide-cell"])],          # a hide tag
+                good[:3] + [_cell("markdown", ":::{admonition} 풀이 2\n:class: dropdown\n풀이\n:::", ["lang-ko", "solution-2"])] + good[4:],
+                good[:3] + [_cell("markdown", "풀이", ["lang-ko", "solution-2"]), _cell("markdown", "text", ["lang-en"])] + good[5:],
+                good[:3] + [_cell("code", "stub")] + good[3:],                          # a cell between, not a stub
+                good[:3],                                                             # one solution for two exercises
+                [ex[0], _cell("markdown", "(a-exercises)=\n## Exercises\n\n1. a\n2. b", ["lang-en"])] + good[2:],
+                good[:3] + [_cell("markdown", "풀이는 아래 접힌 셀에 있습니다.", ["lang-ko"]),
+                            _cell("markdown", "In the collapsed cell below.", ["lang-en"])] + good[3:]]
+    for nb in mistakes:
+        assert solution_problems({"cells": nb}), [cell_source(c) for c in nb]
+    with pytest.raises(ValueError, match="expected one solution-N tag"):
+        solution_number(_cell("code", "x", ["solution-1", "solution-2"]))
+
+
+def test_marker_cells_frame_each_solution():
+    cells = [_cell("code", "a"), _cell("code", "1", ["solution-1"]), _cell("code", "2", ["solution-2"]),
+             _cell("markdown", "t", ["solution-2"]), _cell("code", "b")]
+    out = [cell_source(c) for c in mark_solutions({"cells": cells})["cells"]]
+    assert out == ["a", "```{solution-start} 1\n```", "1", "```{solution-end}\n```", "```{solution-start} 2\n```",
+                   "2", "t", "```{solution-end}\n```", "b"]

@@ -12,12 +12,19 @@ Every page of ko/ and en/ is checked for:
     shown; hide-input / hide-output likewise for their part; dropdown admonitions (prose solutions)
     show only their title;
   * the 한국어 | English switch: present, and its link to the other edition's page exists;
+  * exercise solutions and the switch's place, by clicking (tools/browser_reader.py): every solution
+    folded in one 풀이 N / Solution N dropdown, closed, opening on a click to its text, code and output,
+    printed open; the switch, from a deep link and after a hash change, lands on the twin section;
   * the Korean edition's interface is Korean: none of the English strings of
     _ext/locale/ko/LC_MESSAGES/reader_ui.po (the theme strings the book translates) in the page's
     text, aria-labels, titles, tooltips or placeholders, and no attribute or interface text
     (outside the article) that is English words without Hangul; the English edition's interface
     (outside the article, outside lang="ko") has no Hangul;
-  * the search page (with a query) lists results.
+  * the search page (with a query) lists results;
+  * "Run this chapter" (tools/browser_run_box.py): on every chapter page one closed box in the
+    edition's language, whose notebook (also the download button's) loads and holds only this
+    edition's prose; no repository or launch link anywhere while `repository: url:` in _config.yml
+    is empty, and the box's and the theme's links when it is set (`--repository-url` for a test build).
 The root page (index.html) is opened in fresh Korean-, German- and English-language browsers: it
 must send them to ko/, en/ and en/; a choice made with the switch must be followed on the next
 visit; index.html?choose must show both editions without moving on.
@@ -41,6 +48,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "_ext"))
 from reader_ui import read_catalog  # noqa: E402
+sys.path.insert(0, str(ROOT / "tools"))
+from browser_run_box import check_run_box, configured_repository  # noqa: E402
+
+sys.path.insert(0, str(ROOT))
+from tools.browser_reader import check_solutions, check_switch_place, page_labels  # noqa: E402
 
 SKIP_DIRS = {"_static", "_sources", "_images", "_downloads"}
 SEARCH_TERM = {"ko": "정규화", "en": "normalization"}
@@ -334,6 +346,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("site", nargs="?", default=str(ROOT / "_build" / "site"), help="the built site (default: _build/site)")
     parser.add_argument("--only", help="check only the pages whose path contains this (index.html: the root page only)")
+    parser.add_argument("--repository-url", help="the repository address the site was built with "
+                        "(default: repository: url: in _config.yml; '' = none)")
     args = parser.parse_args()
     site = Path(args.site).resolve()
     if not (site / "index.html").is_file() or not (site / "ko").is_dir() or not (site / "en").is_dir():
@@ -342,6 +356,7 @@ def main() -> int:
     t_start = time.time()
     srv, base = serve(site)
     phrases, words = forbidden_strings()
+    repo = configured_repository() if args.repository_url is None else args.repository_url
     failures = []
     try:
         if not args.only or args.only == "index.html":
@@ -356,8 +371,14 @@ def main() -> int:
             for rel in todo:
                 t0 = time.time()
                 bad, info = check_page(drv, base, rel, phrases, words)
+                bad += check_run_box(drv, rel, repo)
+                sol_bad, n_sol = check_solutions(drv, "풀이" if rel.startswith("ko/") else "Solution")
+                bad += sol_bad
+                labels = page_labels((site / rel).read_text(encoding="utf-8"))
+                bad += check_switch_place(drv, base, rel, labels, WAIT_JS)
                 summary = (f"math {info['mjx']:4d}/{info['math']:<4d} img {info['img']:3d} "
-                           f"folds {info['folds']:3d}  {time.time() - t0:4.1f} s")
+                           f"folds {info['folds']:3d} solutions {n_sol:2d} labels {len(labels):3d}  "
+                           f"{time.time() - t0:4.1f} s")
                 print(f"{'ok  ' if not bad else 'FAIL'} {rel:45s} {summary}", flush=True)
                 for b in bad:
                     print(f"       {b}", flush=True)
