@@ -13,7 +13,9 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def write_config(lang: str) -> Path:
+def write_config(lang: str, build_dir: Path | None = None, repository_url: str | None = None) -> Path:
+    """Write build_dir/_config.<lang>.yml (build_dir: _build); ``repository_url`` replaces
+    _config.yml's ``repository: url:`` (a test build: tools/build_book.py --repository-url)."""
     cfg = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
     sphinx = cfg.setdefault("sphinx", {})
     sphinx["local_extensions"] = {name: str((ROOT / p).resolve())
@@ -22,8 +24,10 @@ def write_config(lang: str) -> Path:
     sphinx["config"] = conf
     conf["language"] = lang
     conf["bilingual_lang"] = lang
-    out = ROOT / "_build" / f"_config.{lang}.yml"
-    out.parent.mkdir(exist_ok=True)
+    if repository_url is not None:
+        cfg["repository"] = dict(cfg.get("repository") or {}, url=repository_url)
+    out = Path(build_dir or ROOT / "_build") / f"_config.{lang}.yml"
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(yaml.safe_dump(cfg, allow_unicode=True, sort_keys=False), encoding="utf-8")
     return out
 

@@ -1,5 +1,7 @@
-"""The experiments of the chapter "What normalization does to the geometry": smoothness along a
-direction, Jacobian singular values of one layer and of deep stacks, Hessian spectra over training.
+"""The normalization theory chapter's experiments: smoothness along a direction, Jacobians, Hessian spectra.
+
+Smoothness along a direction (secant rates, ReLU kinks), Jacobian singular values of one layer and
+of deep stacks, Hessian spectra over training.
 
     cfg = GeometryConfig()                                  # every setting in one place
     data = fashion_flat(cfg)                                # {"train": (x (n, 196), y), "test": ...}

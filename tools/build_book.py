@@ -2,6 +2,8 @@
 
     python tools/build_book.py            # -> _build/site/ko/, _build/site/en/, _build/site/index.html
     python tools/build_book.py --lang en  # one edition only
+    python tools/build_book.py --build-dir /tmp/b --repository-url https://github.com/ORG/REPO
+                                          # a test build elsewhere, as if the repository had that address
 
 Warnings are errors (`-n -W --keep-going`) and every page is rebuilt (`--all`), so a broken
 reference or a missing figure fails the build. Plain `jupyter-book build .` still works and
@@ -85,17 +87,18 @@ INDEX = """<!doctype html>
 """
 
 
-def build(lang: str, site: Path) -> int:
-    cfg = write_config(lang)
+def build(lang: str, site: Path, build_dir: Path | None = None, repository_url: str | None = None) -> int:
+    build_dir = Path(build_dir or ROOT / "_build")
+    cfg = write_config(lang, build_dir, repository_url)
     cmd = ["jupyter-book", "build", str(ROOT), "--config", str(cfg),
-           "--path-output", str(ROOT / "_build" / lang), "--all", "-n", "-W", "--keep-going"]
+           "--path-output", str(build_dir / lang), "--all", "-n", "-W", "--keep-going"]
     t0 = time.time()
     rc = subprocess.call(cmd, cwd=ROOT)
     print(f"[build_book] {lang}: exit {rc} in {time.time() - t0:.1f} s", flush=True)
     if rc == 0:
         out = site / lang
         shutil.rmtree(out, ignore_errors=True)
-        shutil.copytree(ROOT / "_build" / lang / "_build" / "html", out)
+        shutil.copytree(build_dir / lang / "_build" / "html", out)
     return rc
 
 
@@ -112,10 +115,12 @@ def write_favicon_ico(path: Path) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lang", choices=["ko", "en"], action="append", help="edition(s) to build (default: both)")
+    parser.add_argument("--build-dir", type=Path, default=ROOT / "_build", help="where to build (default: _build)")
+    parser.add_argument("--repository-url", help="use this repository address instead of _config.yml's (a test build)")
     args = parser.parse_args()
-    site = ROOT / "_build" / "site"
+    site = args.build_dir.resolve() / "site"
     site.mkdir(parents=True, exist_ok=True)
-    rcs = [build(lang, site) for lang in (args.lang or ["ko", "en"])]
+    rcs = [build(lang, site, args.build_dir.resolve(), args.repository_url) for lang in (args.lang or ["ko", "en"])]
     (site / "index.html").write_text(INDEX, encoding="utf-8")
     write_favicon_ico(site / "favicon.ico")  # browsers ask for /favicon.ico when the root page redirects at once
     if any(rcs):
