@@ -11,6 +11,7 @@ of deep stacks, Hessian spectra over training.
     deep_stack(depth, "tanh", "orthogonal", bn=True, ...)   # Linear (-> BN) -> act, `depth` times
     stack_jacobian(stack, h)                                # sigma of dh_L / dh_1 for example 0 of h
     hessian_run(norm, seed, cfg, data)                      # top-k Hessian eigenvalues, gradient share
+    fisher_net(width, "last", seed); fisher_max(...)         # Karakida et al.'s placements of BN, at init
 
 The spectra come from ``bnlib.spectra`` (Lanczos on Hessian-vector products, exact SVD of small
 Jacobians); this module only builds the networks and the measurements around them.
@@ -32,7 +33,8 @@ from .utils import map_jobs
 from .whitening import inv_sqrtm
 
 __all__ = ["GeometryConfig", "fashion_flat", "secant_slopes", "kink_crossings", "layer_singular_values", "deep_stack",
-           "stack_jacobian", "jacobian_summary", "hessian_run", "hessian_runs"]
+           "stack_jacobian", "jacobian_summary", "hessian_run", "hessian_runs", "fisher_net", "fisher_max",
+           "fisher_maxima"]
 
 
 @dataclass
@@ -221,3 +223,56 @@ def hessian_runs(norms, seeds, cfg: GeometryConfig, data: dict | None = None, wo
     """{(norm, seed): hessian_run(...)} over workers one-thread processes (same results as workers=1)."""
     jobs = [(norm, seed, cfg, data) for norm in norms for seed in seeds]
     return {job[:2]: res for job, res in zip(jobs, map_jobs(_hessian_job, jobs, workers))}
+
+
+PLACEMENTS = ("none", "last", "middle", "ln")
+
+
+def fisher_net(width: int, placement: str, seed: int, in_features: int = 196, depth: int = 3,
+               classes: int = 10) -> nn.Sequential:
+    """Karakida, Akaho & Amari (2019)'s question in bnlib's terms: an MLP in -> width (x depth, ReLU)
+    -> classes, He-initialized weights, zero biases, with normalization placed "none", "last" (BN
+    over the batch on the outputs, no affine), "middle" (BN after every hidden linear layer) or "ln"
+    (layer norm there); in training mode."""
+    if placement not in PLACEMENTS:
+        raise ValueError(f"expected placement one of {PLACEMENTS} (got {placement!r})")
+    g = torch.Generator().manual_seed(seed)
+    mods = []
+    for fan_in in [in_features] + [width] * (depth - 1):
+        lin = nn.Linear(fan_in, width)
+        with torch.no_grad():
+            lin.weight.normal_(0, math.sqrt(2 / fan_in), generator=g)
+            lin.bias.zero_()
+        mods.append(lin)
+        if placement == "middle":
+            mods.append(nn.BatchNorm1d(width, affine=False))
+        elif placement == "ln":
+            mods.append(nn.LayerNorm(width, elementwise_affine=False))
+        mods.append(nn.ReLU())
+    out = nn.Linear(width, classes)
+    with torch.no_grad():
+        out.weight.normal_(0, math.sqrt(1 / width), generator=g)
+        out.bias.zero_()
+    mods.append(out)
+    if placement == "last":
+        mods.append(nn.BatchNorm1d(classes, affine=False))
+    return nn.Sequential(*mods).train()
+
+
+def fisher_max(job: tuple) -> float:
+    """(width, placement, seed, x): the largest eigenvalue of the Fisher information of fisher_net's
+    outputs as unit-variance Gaussians, F = (1/N) sum_n J_n^T J_n over the N inputs x (Karakida et
+    al.'s FIM), by 20 Lanczos steps."""
+    width, placement, seed, x = job
+    return spectra.fisher_eigenvalues(fisher_net(width, placement, seed, in_features=x.shape[1]), x, k=1,
+                                      steps=20, likelihood="gaussian")[0].item()
+
+
+def fisher_maxima(widths, placements, seeds, x: torch.Tensor, workers: int = 1) -> dict:
+    """{(width, placement): tensor of fisher_max over seeds}, over worker processes."""
+    jobs = [(w, p, s, x) for w in widths for p in placements for s in seeds]
+    vals = map_jobs(fisher_max, jobs, workers)
+    out = {}
+    for (w, p, _, _), v in zip(jobs, vals):
+        out.setdefault((w, p), []).append(v)
+    return {k: torch.tensor(v, dtype=torch.float64) for k, v in out.items()}

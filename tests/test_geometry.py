@@ -122,3 +122,35 @@ def test_hessian_runs_same_in_one_and_two_processes(one_thread):
         assert ((0 <= one[key]["share"]) & (one[key]["share"] <= 1 + 1e-9)).all()
     with pytest.raises(ValueError, match="expected norm 'none' or 'bn'"):
         geometry.hessian_run("ln", 0, cfg, data)
+
+
+@pytest.mark.parametrize("placement,kinds", [
+    ("none", ["Linear", "ReLU"] * 2 + ["Linear"]),
+    ("last", ["Linear", "ReLU"] * 2 + ["Linear", "BatchNorm1d"]),
+    ("middle", ["Linear", "BatchNorm1d", "ReLU"] * 2 + ["Linear"]),
+    ("ln", ["Linear", "LayerNorm", "ReLU"] * 2 + ["Linear"]),
+])
+def test_fisher_net_placements(placement, kinds):
+    net = geometry.fisher_net(8, placement, seed=0, in_features=5, depth=2, classes=3)
+    assert [type(m).__name__ for m in net] == kinds and net.training
+    out = net(torch.randn(16, 5, generator=torch.Generator().manual_seed(0)))
+    assert out.shape == (16, 3)
+    if placement == "last":
+        assert out.mean(0).abs().max() < 1e-6                          # BN over the batch on the outputs
+
+
+def test_fisher_max_is_the_top_eigenvalue_of_the_explicit_fisher():
+    x = torch.randn(12, 4, generator=torch.Generator().manual_seed(1))
+    net = geometry.fisher_net(3, "none", seed=2, in_features=4)      # depth 3, 10 classes, as fisher_max builds it
+    params = list(net.parameters())
+    rows = []
+    for n in range(len(x)):                                           # J_n (classes, P)
+        for c in range(10):
+            g = torch.autograd.grad(net(x[n:n + 1])[0, c], params)
+            rows.append(torch.cat([t.reshape(-1) for t in g]))
+    J = torch.stack(rows).double()                                    # (N * classes, P)
+    F_exact = J.T @ J / len(x)
+    top = torch.linalg.eigvalsh(F_exact)[-1].item()
+    assert geometry.fisher_max((3, "none", 2, x)) == pytest.approx(top, rel=1e-4)
+    with pytest.raises(ValueError, match="expected placement one of"):
+        geometry.fisher_net(3, "first", 0)
