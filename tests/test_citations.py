@@ -19,8 +19,7 @@ PAGES = [(ROOT / f).with_suffix(".md") for f in toc_files() if (ROOT / f).with_s
 # resolve to entries of references.bib. Run `python tools/cite.py --write chapters/NAME.ipynb`, then
 # drop the name from here.
 # The works such a chapter cites: listed in references.bib already, in the book once it is converted.
-PENDING = {"normalization_theory": {"ghorbani2019investigation", "gurari2018gradient",
-                                    "pennington2017resurrecting", "papyan2019measurements"}}
+PENDING: dict[str, set[str]] = {}
 BLOCK = re.compile(r"^::::\{lang\} (ko|en)\n(.*?)^::::$", re.S | re.M)
 
 
