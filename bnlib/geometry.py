@@ -52,6 +52,7 @@ class GeometryConfig:
     width: int = 128                     # the deep stacks of the Jacobian experiment
     depths: tuple = (2, 8, 32)
     jacobian_batch: int = 128            # BN's statistics come from this batch
+    jacobian_examples: int = 8           # the input -> logits Jacobian of the trained MLP at these images
     seeds: tuple = field(default_factory=lambda: tuple(range(8)))
 
     def to_dict(self) -> dict:
@@ -192,26 +193,32 @@ def hessian_run(norm: str, seed: int, cfg: GeometryConfig | None = None, data: d
     """Train the MLP (norm "none" or "bn", seed) with SGD and, at each checkpoint (before that step's
     update), measure in eval mode (BN with its running statistics) the top-k Hessian eigenvalues of
     the loss on the first ``hessian_examples`` training examples and the share of the gradient in
-    their eigenspace. ``data`` as fashion_flat returns it (loaded when None).
-    Returns {"values": (checkpoints, k), "share": (checkpoints,), "test_acc"}."""
+    their eigenspace, and the gain and anisotropy (jacobian_summary) of the input -> logits Jacobian
+    at each of the first ``jacobian_examples`` training images. ``data`` as fashion_flat returns it.
+    Returns {"values": (checkpoints, k), "share": (checkpoints,), "gain", "anisotropy":
+    (checkpoints, jacobian_examples), "test_acc"}."""
     cfg = cfg or GeometryConfig()
     data = data or fashion_flat(cfg)
     (x, y), test = data["train"], data["test"]
     xh, yh = x[:cfg.hessian_examples], y[:cfg.hessian_examples]
     model = mlp([x.shape[1], *cfg.hidden, 10], norm=_norm_layer(norm), generator=torch.Generator().manual_seed(seed))
-    values, share = [], []
+    values, share, jac = [], [], []
 
     def measure(step, net, *_):
         if step in cfg.checkpoints:
             net.eval()
             out = spectra.gradient_share(net, F.cross_entropy, xh, yh, k=cfg.k, steps=cfg.lanczos_steps)
+            jac.append([jacobian_summary(spectra.jacobian_singular_values(lambda t: net(t[None])[0], xi))
+                        for xi in x[:cfg.jacobian_examples]])       # input (196,) -> logits (10,)
             net.train()
             values.append(out["values"])
             share.append(out["share"])
 
     hist = fit(model, (x, y), test, TrainConfig(steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr,
                                                 eval_every=cfg.steps, seed=seed), on_step=[measure])
-    return {"values": torch.stack(values), "share": torch.tensor(share, dtype=torch.float64),
+    summary = {key: torch.tensor([[j[key] for j in row] for row in jac], dtype=torch.float64)
+               for key in ("gain", "anisotropy")}
+    return {"values": torch.stack(values), "share": torch.tensor(share, dtype=torch.float64), **summary,
             "test_acc": hist.test_acc[-1]}
 
 

@@ -112,12 +112,14 @@ def test_hessian_runs_same_in_one_and_two_processes(one_thread):
     x, y = torch.randn(96, 196, generator=g), torch.randint(0, 10, (96,), generator=g)
     data = {"train": (x, y), "test": (x[:32], y[:32])}
     cfg = geometry.GeometryConfig(hidden=(8,), batch_size=16, steps=4, checkpoints=(1, 4), hessian_examples=32,
-                                  k=3, lanczos_steps=8)
+                                  k=3, lanczos_steps=8, jacobian_examples=2)
     one = geometry.hessian_runs(("none", "bn"), (0, 1), cfg, data, workers=1)
     two = geometry.hessian_runs(("none", "bn"), (0, 1), cfg, data, workers=2)
     assert set(one) == {("none", 0), ("none", 1), ("bn", 0), ("bn", 1)}
     for key in one:
         assert one[key]["values"].shape == (2, 3) and one[key]["share"].shape == (2,)
+        assert one[key]["gain"].shape == one[key]["anisotropy"].shape == (2, 2)     # (checkpoints, examples)
+        assert ((1 - 1e-9 <= one[key]["anisotropy"]) & (one[key]["anisotropy"] <= 10 + 1e-9)).all()
         assert torch.equal(one[key]["values"], two[key]["values"]) and torch.equal(one[key]["share"], two[key]["share"])
         assert ((0 <= one[key]["share"]) & (one[key]["share"] <= 1 + 1e-9)).all()
     with pytest.raises(ValueError, match="expected norm 'none' or 'bn'"):
