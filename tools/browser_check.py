@@ -24,7 +24,10 @@ Every page of ko/ and en/ is checked for:
   * "Run this chapter" (tools/browser_run_box.py): on every chapter page one closed box in the
     edition's language, whose notebook (also the download button's) loads and holds only this
     edition's prose; no repository or launch link anywhere while `repository: url:` in _config.yml
-    is empty, and the box's and the theme's links when it is set (`--repository-url` for a test build).
+    is empty, and the box's and the theme's links when it is set (`--repository-url` for a test build);
+  * figures (tools/browser_figures.py): every captioned figure numbered 그림 N. / Figure N. in order,
+    with a caption and an alt text in the edition's language; a click (or Enter) opens it at its
+    natural width in a dialog that Esc, a click outside and the 닫기 / Close button close.
 The root page (index.html) is opened in fresh Korean-, German- and English-language browsers: it
 must send them to ko/, en/ and en/; a choice made with the switch must be followed on the next
 visit; index.html?choose must show both editions without moving on.
@@ -53,6 +56,7 @@ from browser_run_box import check_run_box, configured_repository  # noqa: E402
 
 sys.path.insert(0, str(ROOT))
 from tools.browser_reader import check_solutions, check_switch_place, page_labels  # noqa: E402
+from tools.browser_figures import check_figures  # noqa: E402
 
 SKIP_DIRS = {"_static", "_sources", "_images", "_downloads"}
 SEARCH_TERM = {"ko": "정규화", "en": "normalization"}
@@ -374,10 +378,13 @@ def main() -> int:
                 bad += check_run_box(drv, rel, repo)
                 sol_bad, n_sol = check_solutions(drv, "풀이" if rel.startswith("ko/") else "Solution")
                 bad += sol_bad
+                fig_bad, n_fig, n_plain = check_figures(drv, rel.split("/")[0])
+                bad += fig_bad
                 labels = page_labels((site / rel).read_text(encoding="utf-8"))
                 bad += check_switch_place(drv, base, rel, labels, WAIT_JS)
                 summary = (f"math {info['mjx']:4d}/{info['math']:<4d} img {info['img']:3d} "
-                           f"folds {info['folds']:3d} solutions {n_sol:2d} labels {len(labels):3d}  "
+                           f"folds {info['folds']:3d} solutions {n_sol:2d} labels {len(labels):3d} "
+                           f"figures {n_fig:2d}+{n_plain:<2d} "
                            f"{time.time() - t0:4.1f} s")
                 print(f"{'ok  ' if not bad else 'FAIL'} {rel:45s} {summary}", flush=True)
                 for b in bad:
