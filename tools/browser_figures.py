@@ -65,9 +65,7 @@ def _state(drv, timeout=3.0, want_open=None):
 
 def check_figures(drv, lang: str) -> tuple[list[str], int, int]:
     """(failures, captioned figures, uncaptioned output images) of the page open in drv."""
-    from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.common.keys import Keys
     bad = []
     figs = drv.execute_script(FIGURES_JS)
     n_plain = drv.execute_script(UNCAPTIONED_JS)
@@ -87,43 +85,59 @@ def check_figures(drv, lang: str) -> tuple[list[str], int, int]:
             bad.append(f"{name}: expected the alt text in the {lang} edition's language (got {alt[:60]!r})")
         if f["tabindex"] != "0" or f["role"] != "button":
             bad.append(f"{name}: expected a focusable button (tabindex 0, role button; got {f['tabindex']}, {f['role']})")
+    from selenium.common.exceptions import WebDriverException
     imgs = drv.find_elements(By.CSS_SELECTOR, "figure.course-figure img")
     for i, (f, img) in enumerate(zip(figs, imgs), start=1):
-        name = f["id"] or f"figure {i}"
-        folded = drv.execute_script(OPEN_FOLDS_JS, img)   # a figure inside a closed solution
-        drv.execute_script("arguments[0].scrollIntoView({block: 'center'})", img)
-        if i == 1:
-            drv.execute_script("arguments[0].focus()", img)
-            img.send_keys(Keys.ENTER)
-            s = _state(drv, want_open=True)
-            if not s["open"]:
-                bad.append(f"{name}: Enter on the focused figure should open the enlarged view (it did not)")
-            else:
-                ActionChains(drv).move_to_element_with_offset(drv.find_element(By.CSS_SELECTOR, "dialog.figure-zoom"), 0, 0) \
-                    .move_by_offset(-s["vw"] // 2 + 5, 60).click().perform()     # the left margin, below the button
-                if _state(drv, want_open=False)["open"]:
-                    bad.append(f"{name}: a click outside the image should close the enlarged view (it stayed open)")
-            img.click()
-            if _state(drv, want_open=True)["open"]:
-                drv.find_element(By.CSS_SELECTOR, "dialog.figure-zoom .figure-zoom-close").click()
-                if _state(drv, want_open=False)["open"]:
-                    bad.append(f"{name}: the close button should close the enlarged view (it stayed open)")
-        img.click()
-        s = _state(drv, want_open=True)
-        if not s["open"] or not s["modal"]:
-            bad.append(f"{name}: a click should open the enlarged view as a modal dialog (got {s})")
-            drv.execute_script("arguments[0].forEach(d => { d.open = false; })", folded)
-            continue
-        if s["src"] != img.get_attribute("src") or s["width"] + 1 < f["natural"]:
-            bad.append(f"{name}: expected the image at its natural width {f['natural']} px "
-                       f"(got {s['width']:.0f} px of {s['src']})")
-        if s["close"] != CLOSE[lang]:
-            bad.append(f"{name}: expected a close button labelled {CLOSE[lang]!r} (got {s['close']!r})")
-        ActionChains(drv).send_keys(Keys.ESCAPE).perform()
-        s = _state(drv, want_open=False)
-        if s["open"]:
-            bad.append(f"{name}: Esc should close the enlarged view (it stayed open)")
-        elif s["focus"] != f["id"]:
-            bad.append(f"{name}: expected the focus back on the figure after closing (got {s['focus']!r})")
-        drv.execute_script("arguments[0].forEach(d => { d.open = false; })", folded)
+        try:
+            bad += _enlarge(drv, f, img, i, lang)
+        except WebDriverException as exc:
+            bad.append(f"{f['id'] or f'figure {i}'}: expected a figure to click, focus and enlarge "
+                       f"(got {type(exc).__name__}: {(exc.msg or '').splitlines()[0][:80]})")
+            drv.execute_script("const d = document.querySelector('dialog.figure-zoom'); if (d && d.open) d.close();")
     return bad, len(figs), n_plain
+
+
+def _enlarge(drv, f, img, i, lang) -> list[str]:
+    """Open the i-th figure's enlarged view (Enter, click) and close it (outside, button, Esc)."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    bad = []
+    name = f["id"] or f"figure {i}"
+    folded = drv.execute_script(OPEN_FOLDS_JS, img)   # a figure inside a closed solution
+    drv.execute_script("arguments[0].scrollIntoView({block: 'center'})", img)
+    if i == 1:
+        drv.execute_script("arguments[0].focus()", img)
+        img.send_keys(Keys.ENTER)
+        s = _state(drv, want_open=True)
+        if not s["open"]:
+            bad.append(f"{name}: Enter on the focused figure should open the enlarged view (it did not)")
+        else:
+            ActionChains(drv).move_to_element_with_offset(drv.find_element(By.CSS_SELECTOR, "dialog.figure-zoom"), 0, 0) \
+                .move_by_offset(-s["vw"] // 2 + 5, 60).click().perform()     # the left margin, below the button
+            if _state(drv, want_open=False)["open"]:
+                bad.append(f"{name}: a click outside the image should close the enlarged view (it stayed open)")
+        img.click()
+        if _state(drv, want_open=True)["open"]:
+            drv.find_element(By.CSS_SELECTOR, "dialog.figure-zoom .figure-zoom-close").click()
+            if _state(drv, want_open=False)["open"]:
+                bad.append(f"{name}: the close button should close the enlarged view (it stayed open)")
+    img.click()
+    s = _state(drv, want_open=True)
+    if not s["open"] or not s["modal"]:
+        bad.append(f"{name}: a click should open the enlarged view as a modal dialog (got {s})")
+        drv.execute_script("arguments[0].forEach(d => { d.open = false; })", folded)
+        return bad
+    if s["src"] != img.get_attribute("src") or s["width"] + 1 < f["natural"]:
+        bad.append(f"{name}: expected the image at its natural width {f['natural']} px "
+                   f"(got {s['width']:.0f} px of {s['src']})")
+    if s["close"] != CLOSE[lang]:
+        bad.append(f"{name}: expected a close button labelled {CLOSE[lang]!r} (got {s['close']!r})")
+    ActionChains(drv).send_keys(Keys.ESCAPE).perform()
+    s = _state(drv, want_open=False)
+    if s["open"]:
+        bad.append(f"{name}: Esc should close the enlarged view (it stayed open)")
+    elif s["focus"] != f["id"]:
+        bad.append(f"{name}: expected the focus back on the figure after closing (got {s['focus']!r})")
+    drv.execute_script("arguments[0].forEach(d => { d.open = false; })", folded)
+    return bad
