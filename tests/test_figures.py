@@ -18,7 +18,7 @@ from tools.book import ROOT, cell_source, read_notebook, toc_notebooks
 sys.path.insert(0, str(ROOT / "_ext"))
 from figures import figure_entries, mark_figures, png_outputs  # noqa: E402
 
-STRICT = False          # True: every chapter's every figure must be captioned (no skips)
+STRICT = True           # every chapter's every figure must be captioned (no skips)
 LABEL = re.compile(r"^\(([a-z0-9-]+)\)=", re.M)
 CHAPTERS = toc_notebooks()
 
