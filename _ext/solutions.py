@@ -13,7 +13,7 @@ cell ``{solution-start} N`` goes before each group and ``{solution-end}`` after 
 then moves the rendered nodes between the two markers (paragraphs, math, code cells and their
 outputs) into one ``solution`` node. HTML writes it as ``<details class="solution-dropdown">``
 (closed, no JavaScript needed; _static/bilingual.css styles it in light and dark mode and opens it
-for print, _static/bilingual.js opens it before printing); other builders get a container with a
+for print, _static/reader.js opens it before printing); other builders get a container with a
 rubric title. Without the marker cells nothing changes, so JupyterLab, Colab and nbval are unaffected.
 """
 from __future__ import annotations

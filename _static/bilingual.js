@@ -93,16 +93,7 @@
     window.requestAnimationFrame(function () { pending = false; update(); });
   }
 
-  // printing: every solution (a closed <details>) comes out open, and closes again afterwards
-  var openedForPrint = [];
-  window.addEventListener("beforeprint", function () {
-    openedForPrint = [].slice.call(document.querySelectorAll("details.solution-dropdown:not([open])"));
-    openedForPrint.forEach(function (d) { d.open = true; });
-  });
-  window.addEventListener("afterprint", function () {
-    openedForPrint.forEach(function (d) { d.open = false; });
-    openedForPrint = [];
-  });
+  // printing opens every fold, solutions included: _static/reader.js
 
   function build() {
     var box = document.createElement("span");

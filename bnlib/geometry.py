@@ -244,23 +244,23 @@ def fisher_net(width: int, placement: str, seed: int, in_features: int = 196, de
     if placement not in PLACEMENTS:
         raise ValueError(f"expected placement one of {PLACEMENTS} (got {placement!r})")
     g = torch.Generator().manual_seed(seed)
+
+    def linear(fan_in, fan_out, gain):                     # weights N(0, gain / fan_in), biases 0
+        lin = nn.Linear(fan_in, fan_out)
+        with torch.no_grad():
+            lin.weight.normal_(0, math.sqrt(gain / fan_in), generator=g)
+            lin.bias.zero_()
+        return lin
+
     mods = []
     for fan_in in [in_features] + [width] * (depth - 1):
-        lin = nn.Linear(fan_in, width)
-        with torch.no_grad():
-            lin.weight.normal_(0, math.sqrt(2 / fan_in), generator=g)
-            lin.bias.zero_()
-        mods.append(lin)
+        mods.append(linear(fan_in, width, 2.0))             # He
         if placement == "middle":
             mods.append(nn.BatchNorm1d(width, affine=False))
         elif placement == "ln":
             mods.append(nn.LayerNorm(width, elementwise_affine=False))
         mods.append(nn.ReLU())
-    out = nn.Linear(width, classes)
-    with torch.no_grad():
-        out.weight.normal_(0, math.sqrt(1 / width), generator=g)
-        out.bias.zero_()
-    mods.append(out)
+    mods.append(linear(width, classes, 1.0))
     if placement == "last":
         mods.append(nn.BatchNorm1d(classes, affine=False))
     return nn.Sequential(*mods).train()
