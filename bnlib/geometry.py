@@ -195,6 +195,8 @@ def hessian_run(norm: str, seed: int, cfg: GeometryConfig | None = None, data: d
     the loss on the first ``hessian_examples`` training examples and the share of the gradient in
     their eigenspace, and the gain and anisotropy (jacobian_summary) of the input -> logits Jacobian
     at each of the first ``jacobian_examples`` training images. ``data`` as fashion_flat returns it.
+    For norm "bn" also "values_batch", "share_batch": the same in training mode, BN normalizing the
+    examples with their own batch statistics (on a copy: the running statistics stay as they were).
     Returns {"values": (checkpoints, k), "share": (checkpoints,), "gain", "anisotropy":
     (checkpoints, jacobian_examples), "test_acc"}."""
     cfg = cfg or GeometryConfig()
@@ -202,10 +204,14 @@ def hessian_run(norm: str, seed: int, cfg: GeometryConfig | None = None, data: d
     (x, y), test = data["train"], data["test"]
     xh, yh = x[:cfg.hessian_examples], y[:cfg.hessian_examples]
     model = mlp([x.shape[1], *cfg.hidden, 10], norm=_norm_layer(norm), generator=torch.Generator().manual_seed(seed))
-    values, share, jac = [], [], []
+    values, share, jac, values_batch, share_batch = [], [], [], [], []
 
     def measure(step, net, *_):
         if step in cfg.checkpoints:
+            if norm == "bn":                                  # BN with the batch's own statistics (a copy)
+                out = spectra.gradient_share(net, F.cross_entropy, xh, yh, k=cfg.k, steps=cfg.lanczos_steps)
+                values_batch.append(out["values"])
+                share_batch.append(out["share"])
             net.eval()
             out = spectra.gradient_share(net, F.cross_entropy, xh, yh, k=cfg.k, steps=cfg.lanczos_steps)
             jac.append([jacobian_summary(spectra.jacobian_singular_values(lambda t: net(t[None])[0], xi))
@@ -218,7 +224,9 @@ def hessian_run(norm: str, seed: int, cfg: GeometryConfig | None = None, data: d
                                                 eval_every=cfg.steps, seed=seed), on_step=[measure])
     summary = {key: torch.tensor([[j[key] for j in row] for row in jac], dtype=torch.float64)
                for key in ("gain", "anisotropy")}
-    return {"values": torch.stack(values), "share": torch.tensor(share, dtype=torch.float64), **summary,
+    batch = {"values_batch": torch.stack(values_batch), "share_batch": torch.tensor(share_batch, dtype=torch.float64)
+             } if values_batch else {}
+    return {"values": torch.stack(values), "share": torch.tensor(share, dtype=torch.float64), **summary, **batch,
             "test_acc": hist.test_acc[-1]}
 
 

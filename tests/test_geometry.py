@@ -120,6 +120,11 @@ def test_hessian_runs_same_in_one_and_two_processes(one_thread):
         assert one[key]["values"].shape == (2, 3) and one[key]["share"].shape == (2,)
         assert one[key]["gain"].shape == one[key]["anisotropy"].shape == (2, 2)     # (checkpoints, examples)
         assert ((1 - 1e-9 <= one[key]["anisotropy"]) & (one[key]["anisotropy"] <= 10 + 1e-9)).all()
+        if key[0] == "bn":                                           # training mode: the batch's own statistics
+            assert one[key]["values_batch"].shape == (2, 3) and one[key]["share_batch"].shape == (2,)
+            assert not torch.equal(one[key]["values_batch"], one[key]["values"])
+        else:
+            assert "values_batch" not in one[key]
         assert torch.equal(one[key]["values"], two[key]["values"]) and torch.equal(one[key]["share"], two[key]["share"])
         assert ((0 <= one[key]["share"]) & (one[key]["share"] <= 1 + 1e-9)).all()
     with pytest.raises(ValueError, match="expected norm 'none' or 'bn'"):
