@@ -34,7 +34,7 @@ from .whitening import inv_sqrtm
 
 __all__ = ["GeometryConfig", "fashion_flat", "secant_slopes", "kink_crossings", "layer_singular_values", "deep_stack",
            "stack_jacobian", "jacobian_summary", "hessian_run", "hessian_runs", "fisher_net", "fisher_max",
-           "fisher_maxima"]
+           "fisher_maxima", "PLACEMENTS"]
 
 
 @dataclass

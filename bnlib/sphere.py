@@ -28,7 +28,8 @@ from .models import mlp
 from .train import TrainConfig, fit
 from .utils import map_jobs
 
-__all__ = ["SphereConfig", "invariant_weights", "scale_check", "sphere_run", "sphere_runs", "equilibrium_angle"]
+__all__ = ["SphereConfig", "invariant_weights", "scale_check", "sphere_run", "sphere_runs", "with_seeds",
+           "equilibrium_angle"]
 
 
 @dataclass(frozen=True)
